@@ -1,0 +1,243 @@
+//! The entities: workspaces, projects, members and API keys, and the pure state transitions of
+//! a key's lifecycle. The store persists these; the server decides with them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::key::{EnvTag, KeyPrefix};
+use crate::limits::{KeyLimits, RateWindow};
+use crate::money::Micros;
+
+/// A tenant: its own keys, projects, members and limits; invisible to every other workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub key_prefix: KeyPrefix,
+    /// When set, creating a key revokes the other active keys of the same environment.
+    pub single_active_key: bool,
+    /// Rate windows for keys that have none of their own (the plan default).
+    pub default_rate_limits: Vec<RateWindow>,
+    /// Named stricter policies a request may pick with `keygate-ratelimit-policy`.
+    pub rate_limit_policies: BTreeMap<String, Vec<RateWindow>>,
+    /// The final backstop for spend; `None` means the workspace is not credit-limited.
+    pub credit_balance: Option<Micros>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A project inside a workspace; keys may be scoped to some projects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a member may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Editor,
+    Viewer,
+}
+
+impl Role {
+    /// Owners and editors create and change keys and projects.
+    pub fn can_write_keys(self) -> bool {
+        matches!(self, Role::Owner | Role::Editor)
+    }
+    /// Only owners manage members.
+    pub fn can_manage_members(self) -> bool {
+        matches!(self, Role::Owner)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Editor => "editor",
+            Role::Viewer => "viewer",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "owner" => Some(Role::Owner),
+            "editor" => Some(Role::Editor),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A person (or a CI job) with a management token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub role: Role,
+    /// Display form of the management token, so a member can tell tokens apart.
+    pub token_display: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A key's status. Revoked is final; disabled is a reversible toggle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    Disabled,
+    Revoked,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Disabled => "disabled",
+            KeyStatus::Revoked => "revoked",
+        }
+    }
+    pub fn parse(s: &str) -> Option<KeyStatus> {
+        match s {
+            "active" => Some(KeyStatus::Active),
+            "disabled" => Some(KeyStatus::Disabled),
+            "revoked" => Some(KeyStatus::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// Which projects a key may act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scope {
+    /// Serialized as the string `"all"`.
+    #[serde(with = "all_literal")]
+    All,
+    /// A list of project ids.
+    Projects(Vec<String>),
+}
+
+mod all_literal {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("all")
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(), D::Error> {
+        let s = String::deserialize(deserializer)?;
+        if s == "all" {
+            Ok(())
+        } else {
+            Err(serde::de::Error::custom(
+                "scope is \"all\" or a list of project ids",
+            ))
+        }
+    }
+}
+
+impl Scope {
+    pub fn allows(&self, project_id: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Projects(ids) => ids.iter().any(|id| id == project_id),
+        }
+    }
+}
+
+/// An API key as stored and shown: everything but its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub environment: EnvTag,
+    pub scope: Scope,
+    pub permissions: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub status: KeyStatus,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub limits: KeyLimits,
+    pub routing_rule_id: Option<String>,
+    /// `kg_live_ab12…mn34`: enough to recognise a key, never enough to use it.
+    pub display: String,
+    /// Imported from another system: authenticates, carries no limits.
+    pub legacy: bool,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Optimistic-concurrency counter; each saved change increments it.
+    pub version: i64,
+}
+
+impl ApiKey {
+    /// Whether the key has passed its expiry at `now`.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// Lifecycle transitions that the current status forbids.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("the key is revoked; revocation cannot be undone. Create a new key instead")]
+    Revoked,
+}
+
+impl ApiKey {
+    /// Disable or enable; a revoked key stays revoked.
+    pub fn set_enabled(&mut self, enabled: bool) -> Result<(), TransitionError> {
+        if self.status == KeyStatus::Revoked {
+            return Err(TransitionError::Revoked);
+        }
+        self.status = if enabled {
+            KeyStatus::Active
+        } else {
+            KeyStatus::Disabled
+        };
+        Ok(())
+    }
+
+    /// Revoke for good. Revoking twice is not an error: the end state is what was asked for.
+    pub fn revoke(&mut self) {
+        self.status = KeyStatus::Revoked;
+    }
+
+    /// A key that can be given a new secret: not revoked.
+    pub fn ensure_not_revoked(&self) -> Result<(), TransitionError> {
+        if self.status == KeyStatus::Revoked {
+            Err(TransitionError::Revoked)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// One secret that authenticates a key. A key has one, or two during a rotation's grace period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySecret {
+    pub hash: crate::hash::KeyHash,
+    /// When this secret stops working; `None` until it is rotated out.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What the store returns for a verification lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyMatch {
+    pub key: ApiKey,
+    /// The end of a rotation grace period for the secret that matched.
+    pub secret_expires_at: Option<DateTime<Utc>>,
+}
