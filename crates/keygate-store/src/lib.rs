@@ -1,1 +1,159 @@
-//! placeholder
+//! Keygate's storage: one [`Store`] trait, SQLite and PostgreSQL behind it.
+//!
+//! The backend is chosen once at start from the database URL ([`connect`]) and lives in the
+//! server state as `Arc<dyn Store>`. Every management change is written together with its
+//! audit row in one transaction, so an acknowledged change always has its audit entry.
+//! Keys are saved whole with an optimistic version check: the server applies a lifecycle
+//! transition to an [`ApiKey`] (pure code in `keygate-core`) and the store persists it only if
+//! nobody changed the key in between.
+
+mod error;
+mod types;
+
+pub use error::{ConflictKind, StoreError, StoreResult};
+pub use types::*;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keygate_core::model::{ApiKey, KeyMatch, Member, Project, Workspace};
+use keygate_core::KeyHash;
+
+/// Everything Keygate persists. Implementations must be safe to share between tasks and nodes:
+/// every method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is ("sqlite" or "postgres"), for logs and `/metrics`.
+    fn backend(&self) -> &'static str;
+
+    /// Cheap liveness check for readiness probes.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- workspaces -----------------------------------------------------------------------
+
+    /// Number of workspaces; zero means the store is fresh and `serve` bootstraps one.
+    async fn workspace_count(&self) -> StoreResult<u64>;
+
+    /// Creates a workspace with its first owner, and the audit row, in one transaction.
+    async fn create_workspace(
+        &self,
+        workspace: &Workspace,
+        owner: &NewMember,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+
+    async fn workspace(&self, id: &str) -> StoreResult<Workspace>;
+
+    /// Saves settings (policy, default limits, credit balance) with their audit row.
+    async fn save_workspace(&self, workspace: &Workspace, audit: &AuditEntry) -> StoreResult<()>;
+
+    // --- members ----------------------------------------------------------------------------
+
+    /// The member holding a management token, by the token's hash.
+    async fn member_by_token(&self, token_hash: &KeyHash) -> StoreResult<Option<Member>>;
+
+    async fn create_member(&self, member: &NewMember, audit: &AuditEntry) -> StoreResult<()>;
+
+    async fn member(&self, workspace_id: &str, id: &str) -> StoreResult<Member>;
+
+    async fn list_members(&self, workspace_id: &str) -> StoreResult<Vec<Member>>;
+
+    /// Deletes a member; their token stops working at once. Refuses (Conflict LastOwner) to
+    /// delete the last owner of a workspace, which would lock everyone out.
+    async fn delete_member(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+
+    // --- projects ---------------------------------------------------------------------------
+
+    /// Conflict(Name) when the name is taken in the workspace.
+    async fn create_project(&self, project: &Project, audit: &AuditEntry) -> StoreResult<()>;
+
+    async fn project(&self, workspace_id: &str, id: &str) -> StoreResult<Project>;
+
+    async fn list_projects(&self, workspace_id: &str) -> StoreResult<Vec<Project>>;
+
+    // --- keys -------------------------------------------------------------------------------
+
+    /// Inserts a key and its first secret. Conflict(Name) when the name is taken in the
+    /// workspace; Conflict(ActiveKey) when `single_active` is set and another key of the same
+    /// environment is active.
+    async fn create_key(
+        &self,
+        key: &ApiKey,
+        secret: &KeyHash,
+        single_active: bool,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+
+    async fn key(&self, workspace_id: &str, id: &str) -> StoreResult<ApiKey>;
+
+    async fn list_keys(
+        &self,
+        workspace_id: &str,
+        filter: &KeyFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ApiKey>>;
+
+    /// Saves a changed key if its stored version is still `key.version`, applying `secrets`,
+    /// and returns it with the new version. `VersionConflict` if someone else saved first;
+    /// `NotFound` if it is gone; Conflict(Name|ActiveKey) as for `create_key`.
+    async fn save_key(
+        &self,
+        key: &ApiKey,
+        secrets: &SecretChange,
+        single_active: bool,
+        audit: &AuditEntry,
+    ) -> StoreResult<ApiKey>;
+
+    /// Deletes a key and its secrets for good.
+    async fn delete_key(&self, workspace_id: &str, id: &str, audit: &AuditEntry)
+        -> StoreResult<()>;
+
+    /// The verification lookup: the key a secret hash belongs to, in any workspace.
+    async fn key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<KeyMatch>>;
+
+    /// Whether a workspace has any imported legacy key; when it has none, a string that is not
+    /// of our key format is rejected without a lookup.
+    async fn has_legacy_keys(&self, workspace_id: &str) -> StoreResult<bool>;
+
+    /// Advances `last_used_at` for many keys at once; never moves one backwards.
+    async fn touch_keys(&self, used: &[(String, DateTime<Utc>)]) -> StoreResult<()>;
+
+    // --- idempotency ------------------------------------------------------------------------
+
+    /// Claims an idempotency key for a request. `stale_after`: a claim older than this that
+    /// never finished (its process died) may be taken over.
+    async fn idempotency_begin(
+        &self,
+        claim: &IdempotencyClaim,
+        stale_after: chrono::Duration,
+    ) -> StoreResult<IdempotencyBegin>;
+
+    /// Records the response of a claimed request so a retry can replay it. `body` is stored
+    /// as given (the server encrypts bodies that hold secrets).
+    async fn idempotency_finish(
+        &self,
+        scope: &str,
+        key: &str,
+        status: u16,
+        body: &[u8],
+    ) -> StoreResult<()>;
+
+    /// Drops an unfinished claim (the request failed without effect) so a retry runs again.
+    async fn idempotency_abandon(&self, scope: &str, key: &str) -> StoreResult<()>;
+
+    /// Deletes idempotency records created before `before`; returns how many.
+    async fn purge_idempotency(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    // --- audit ------------------------------------------------------------------------------
+
+    async fn list_audit(
+        &self,
+        workspace_id: &str,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuditEntry>>;
+}

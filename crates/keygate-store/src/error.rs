@@ -1,0 +1,36 @@
+//! The store's one error type. `RowNotFound` becomes [`StoreError::NotFound`]; unique-index
+//! violations become [`StoreError::Conflict`] with what collided; everything else is
+//! `Database`, whose text is for logs only (the server never shows it to a client).
+
+/// What collided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictKind {
+    /// A name that must be unique in its workspace (key or project name).
+    Name,
+    /// The workspace allows one active key per environment and there already is one.
+    ActiveKey,
+    /// Deleting the last owner would leave the workspace unmanageable.
+    LastOwner,
+    /// An id that already exists.
+    Id,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0:?}")]
+    Conflict(ConflictKind),
+    #[error("the record was changed by another request")]
+    VersionConflict,
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("unsupported database URL: {0}")]
+    UnsupportedUrl(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
