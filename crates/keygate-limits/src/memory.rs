@@ -1,0 +1,577 @@
+//! The in-process limiter, for a single node.
+//!
+//! State lives in sharded maps behind plain `std::sync::Mutex`es: a decision is a few hundred
+//! nanoseconds of arithmetic, far shorter than any await, so a blocking lock held for that long
+//! is cheaper than an async one, and sharding keeps unrelated keys from contending. A decision
+//! locks at most one key shard and then one workspace shard, always in that order, so two
+//! decisions cannot deadlock. Idle entries are dropped when a shard doubles in size, which keeps
+//! memory proportional to the keys actually in use.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keygate_core::{Clock, Denial, Micros};
+
+use crate::report::{self, mark_index, Usage, WindowUsage};
+use crate::{
+    as_i64, budget_refuses, period_index, Admission, Decision, LimitState, Limiter, LimiterError,
+    Subject, PERIODS,
+};
+
+const SHARDS: usize = 64;
+/// A shard is swept for idle entries when it reaches this size, then at twice what survives.
+const MIN_SWEEP_AT: usize = 4096;
+const RESERVATION_PREFIX: &str = "rsv_";
+
+/// Counts limits in this process. Cheap to share: wrap it in an `Arc`.
+pub struct MemoryLimiter {
+    clock: Arc<dyn Clock>,
+    hasher: RandomState,
+    keys: Box<[Mutex<Shard<String, KeyState>>]>,
+    workspaces: Box<[Mutex<Shard<String, WorkspaceState>>]>,
+    reservations: Box<[Mutex<Shard<u64, ReservationRef>>]>,
+    next_reservation: AtomicU64,
+}
+
+struct Shard<K, V> {
+    map: HashMap<K, V>,
+    sweep_at: usize,
+}
+
+impl<K, V> Default for Shard<K, V> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            sweep_at: MIN_SWEEP_AT,
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Shard<K, V> {
+    /// Drops entries that no longer hold anything, once the map has doubled since last time.
+    fn sweep_if_grown(&mut self, mut is_idle: impl FnMut(&mut V) -> bool) {
+        if self.map.len() < self.sweep_at {
+            return;
+        }
+        self.map.retain(|_, v| !is_idle(v));
+        self.sweep_at = (self.map.len() * 2).max(MIN_SWEEP_AT);
+    }
+}
+
+/// Everything counted for one key.
+#[derive(Default)]
+struct KeyState {
+    windows: Vec<WindowLog>,
+    /// Tokens per period kind (see `PERIODS`).
+    tokens: [Counter; 4],
+    /// Cost per period kind; the daily one is also the daily spend cap's counter.
+    cost: [Counter; 4],
+    holds: Holds,
+}
+
+impl KeyState {
+    fn window(&mut self, millis: i64) -> &mut WindowLog {
+        let at = match self.windows.iter().position(|w| w.millis == millis) {
+            Some(at) => at,
+            None => {
+                self.windows.push(WindowLog {
+                    millis,
+                    stamps: VecDeque::new(),
+                });
+                self.windows.len() - 1
+            }
+        };
+        &mut self.windows[at]
+    }
+
+    fn add_usage(&mut self, starts: &[i64; 4], tokens: i64, cost: i64) {
+        for (i, start) in starts.iter().enumerate() {
+            if tokens != 0 {
+                self.tokens[i].add(*start, tokens);
+            }
+            if cost != 0 {
+                self.cost[i].add(*start, cost);
+            }
+        }
+    }
+
+    fn is_idle(&mut self, now: i64, starts: &[i64; 4]) -> bool {
+        self.holds.sweep(now);
+        self.windows.iter_mut().all(|w| {
+            w.prune(now);
+            w.stamps.is_empty()
+        }) && self.holds.map.is_empty()
+            && self
+                .tokens
+                .iter()
+                .chain(&self.cost)
+                .zip(starts.iter().chain(starts))
+                .all(|(c, start)| c.get(*start) == 0)
+    }
+}
+
+/// The timestamps (ms) of the requests admitted in one rolling window, oldest first.
+struct WindowLog {
+    millis: i64,
+    stamps: VecDeque<i64>,
+}
+
+impl WindowLog {
+    /// A request at `t` is inside the window at `now` while `now - t < window`.
+    fn prune(&mut self, now: i64) {
+        let cutoff = now.saturating_sub(self.millis);
+        while self.stamps.front().is_some_and(|t| *t <= cutoff) {
+            self.stamps.pop_front();
+        }
+    }
+
+    fn push(&mut self, now: i64) {
+        // A clock that stepped back must not unsort the log; counting the request as later
+        // than it was only keeps it in the window longer, which errs on the safe side.
+        let stamp = self.stamps.back().map_or(now, |last| now.max(*last));
+        self.stamps.push_back(stamp);
+    }
+
+    fn usage(&self, limit: u64) -> WindowUsage {
+        let count = self.stamps.len() as u64;
+        let mark = usize::try_from(mark_index(count, limit)).unwrap_or(usize::MAX);
+        WindowUsage {
+            count,
+            mark_ms: self.stamps.get(mark).copied(),
+        }
+    }
+}
+
+/// A counter for one period; it reads as zero once its period is over.
+#[derive(Default, Clone, Copy)]
+struct Counter {
+    start_ms: i64,
+    used: i64,
+}
+
+impl Counter {
+    fn get(&self, start_ms: i64) -> i64 {
+        if self.start_ms == start_ms {
+            self.used
+        } else {
+            0
+        }
+    }
+
+    fn add(&mut self, start_ms: i64, amount: i64) {
+        if self.start_ms != start_ms {
+            *self = Counter { start_ms, used: 0 };
+        }
+        self.used = self.used.saturating_add(amount);
+    }
+}
+
+/// Reserved amounts, each until its deadline.
+struct Holds {
+    map: HashMap<u64, Hold>,
+    tokens: i64,
+    cost: i64,
+    /// The earliest deadline, so that a sweep with nothing to do costs one comparison.
+    next_expiry: i64,
+}
+
+impl Default for Holds {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            tokens: 0,
+            cost: 0,
+            next_expiry: i64::MAX,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Hold {
+    tokens: i64,
+    cost: i64,
+    deadline: i64,
+}
+
+impl Holds {
+    /// Releases every hold whose deadline has come (a hold is live while `now < deadline`).
+    fn sweep(&mut self, now: i64) {
+        if now < self.next_expiry {
+            return;
+        }
+        let (mut tokens, mut cost, mut next) = (self.tokens, self.cost, i64::MAX);
+        self.map.retain(|_, hold| {
+            if hold.deadline <= now {
+                tokens -= hold.tokens;
+                cost -= hold.cost;
+                false
+            } else {
+                next = next.min(hold.deadline);
+                true
+            }
+        });
+        (self.tokens, self.cost, self.next_expiry) = (tokens, cost, next);
+    }
+
+    fn add(&mut self, id: u64, hold: Hold) {
+        self.tokens = self.tokens.saturating_add(hold.tokens);
+        self.cost = self.cost.saturating_add(hold.cost);
+        self.next_expiry = self.next_expiry.min(hold.deadline);
+        self.map.insert(id, hold);
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Hold> {
+        let hold = self.map.remove(&id)?;
+        self.tokens -= hold.tokens;
+        self.cost -= hold.cost;
+        Some(hold)
+    }
+}
+
+#[derive(Default)]
+struct WorkspaceState {
+    spent: i64,
+    holds: Holds,
+}
+
+impl WorkspaceState {
+    fn used(&self) -> i64 {
+        self.spent.saturating_add(self.holds.cost)
+    }
+}
+
+/// Where a reservation's holds are, so `settle` can find them from the id alone.
+struct ReservationRef {
+    subject: Subject,
+    deadline: i64,
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Status,
+    Admit,
+    Reserve { id: u64, deadline: i64 },
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock can at worst leave one decision half-counted; the
+    // counters stay meaningful, so keep serving rather than poison every later request.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn period_starts(now: DateTime<Utc>) -> [i64; 4] {
+    PERIODS.map(|p| p.period_start(now).timestamp_millis())
+}
+
+impl MemoryLimiter {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        fn shards<K, V>() -> Box<[Mutex<Shard<K, V>>]> {
+            (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect()
+        }
+        Self {
+            clock,
+            hasher: RandomState::new(),
+            keys: shards(),
+            workspaces: shards(),
+            reservations: shards(),
+            next_reservation: AtomicU64::new(1),
+        }
+    }
+
+    fn shard_of(&self, id: &str) -> usize {
+        (self.hasher.hash_one(id) as usize) % SHARDS
+    }
+
+    fn key_shard(&self, key_id: &str) -> MutexGuard<'_, Shard<String, KeyState>> {
+        lock(&self.keys[self.shard_of(key_id)])
+    }
+
+    fn workspace_shard(&self, workspace_id: &str) -> MutexGuard<'_, Shard<String, WorkspaceState>> {
+        lock(&self.workspaces[self.shard_of(workspace_id)])
+    }
+
+    fn reservation_shard(&self, id: u64) -> MutexGuard<'_, Shard<u64, ReservationRef>> {
+        lock(&self.reservations[(id as usize) % SHARDS])
+    }
+
+    /// The one function that checks, and consumes if everything passes.
+    fn decide(&self, req: &Admission, mode: Mode) -> Decision {
+        let now_time = self.clock.now();
+        let now = now_time.timestamp_millis();
+        let starts = if req.touches_budgets() {
+            period_starts(now_time)
+        } else {
+            [0; 4]
+        };
+        let consuming = !matches!(mode, Mode::Status);
+        let tokens = as_i64(req.tokens);
+        let cost = req.cost.0.max(0);
+
+        let mut key_shard = self.key_shard(&req.subject.key_id);
+        key_shard.sweep_if_grown(|k| k.is_idle(now, &period_starts(now_time)));
+        let key = key_shard.map.entry(req.subject.key_id.clone()).or_default();
+        key.holds.sweep(now);
+
+        let mut denial = None;
+        let mut rate_retry: Option<i64> = Some(0);
+        for window in &req.rate_limits {
+            let log = key.window(window.window.millis());
+            log.prune(now);
+            let count = log.stamps.len() as u64;
+            if count >= window.limit {
+                denial = Some(Denial::RateLimited);
+                let oldest = usize::try_from(mark_index(count, window.limit))
+                    .ok()
+                    .and_then(|at| log.stamps.get(at));
+                // A zero limit never admits, so there is no time worth waiting for.
+                rate_retry = match (rate_retry, oldest) {
+                    (Some(longest), Some(t)) => Some(longest.max(t + log.millis - now)),
+                    _ => None,
+                };
+            }
+        }
+
+        let held_tokens = key.holds.tokens;
+        let held_cost = key.holds.cost;
+        let tokens_used = req.token_limit.map_or(0, |l| {
+            let i = period_index(l.reset);
+            key.tokens[i].get(starts[i]) + held_tokens
+        });
+        let cost_used = req.cost_limit.map_or(0, |l| {
+            let i = period_index(l.reset);
+            key.cost[i].get(starts[i]) + held_cost
+        });
+        let daily_used = key.cost[0].get(starts[0]) + held_cost;
+        if denial.is_none() {
+            denial = if req
+                .token_limit
+                .is_some_and(|l| budget_refuses(tokens_used, tokens, as_i64(l.limit)))
+            {
+                Some(Denial::TokenLimitReached)
+            } else if req
+                .cost_limit
+                .is_some_and(|l| budget_refuses(cost_used, cost, l.limit.0))
+            {
+                Some(Denial::CostLimitReached)
+            } else if req
+                .daily_spend_cap
+                .is_some_and(|cap| budget_refuses(daily_used, cost, cap.0))
+            {
+                Some(Denial::SpendCapReached)
+            } else {
+                None
+            };
+        }
+
+        // The workspace is locked only when its credit is checked or spent, so the hot path
+        // (a plain verify) touches one lock.
+        let mut ws_shard = (req.credit_balance.is_some() || (consuming && cost > 0))
+            .then(|| self.workspace_shard(&req.subject.workspace_id));
+        let mut workspace = ws_shard.as_mut().map(|shard| {
+            shard.sweep_if_grown(|w| {
+                w.holds.sweep(now);
+                w.spent == 0 && w.holds.map.is_empty()
+            });
+            let ws = shard
+                .map
+                .entry(req.subject.workspace_id.clone())
+                .or_default();
+            ws.holds.sweep(now);
+            ws
+        });
+        let credits_used = workspace.as_ref().map_or(0, |w| w.used());
+        if denial.is_none()
+            && req
+                .credit_balance
+                .is_some_and(|balance| budget_refuses(credits_used, cost, balance.0))
+        {
+            denial = Some(Denial::InsufficientCredits);
+        }
+
+        let admitted = denial.is_none() && consuming;
+        if admitted {
+            for (i, window) in req.rate_limits.iter().enumerate() {
+                let counted_already = req.rate_limits[..i]
+                    .iter()
+                    .any(|w| w.window == window.window);
+                if !counted_already {
+                    key.window(window.window.millis()).push(now);
+                }
+            }
+            match mode {
+                Mode::Admit => {
+                    key.add_usage(&starts, tokens, cost);
+                    if let Some(ws) = workspace.as_mut() {
+                        ws.spent = ws.spent.saturating_add(cost);
+                    }
+                }
+                Mode::Reserve { id, deadline } => {
+                    key.holds.add(
+                        id,
+                        Hold {
+                            tokens,
+                            cost,
+                            deadline,
+                        },
+                    );
+                    if let Some(ws) = workspace.as_mut() {
+                        ws.holds.add(
+                            id,
+                            Hold {
+                                tokens: 0,
+                                cost,
+                                deadline,
+                            },
+                        );
+                    }
+                }
+                Mode::Status => {}
+            }
+        }
+
+        let added = |used: i64, amount: i64| {
+            if admitted {
+                used.saturating_add(amount)
+            } else {
+                used
+            }
+        };
+        let usage = Usage {
+            windows: req
+                .rate_limits
+                .iter()
+                .map(|w| key.window(w.window.millis()).usage(w.limit))
+                .collect(),
+            tokens: added(tokens_used, tokens),
+            cost: added(cost_used, cost),
+            daily: added(daily_used, cost),
+            credits: added(credits_used, cost),
+        };
+        drop(ws_shard);
+        drop(key_shard);
+
+        let reservation_id = match mode {
+            Mode::Reserve { id, deadline } if admitted => {
+                let mut shard = self.reservation_shard(id);
+                shard.sweep_if_grown(|r| r.deadline <= now);
+                shard.map.insert(
+                    id,
+                    ReservationRef {
+                        subject: req.subject.clone(),
+                        deadline,
+                    },
+                );
+                Some(format!("{RESERVATION_PREFIX}{id}"))
+            }
+            _ => None,
+        };
+        report::decision(req, now_time, denial, rate_retry, &usage, reservation_id)
+    }
+
+    /// Settles (`actual` given) or releases a reservation.
+    fn finish(&self, reservation_id: &str, actual: Option<(u64, Micros)>) -> bool {
+        let Some(id) = reservation_id
+            .strip_prefix(RESERVATION_PREFIX)
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            return false;
+        };
+        let now_time = self.clock.now();
+        let now = now_time.timestamp_millis();
+        let Some(reservation) = self.reservation_shard(id).map.remove(&id) else {
+            return false;
+        };
+        if reservation.deadline <= now {
+            return false;
+        }
+        let starts = period_starts(now_time);
+        let (tokens, cost) = actual.map_or((0, 0), |(t, c)| (as_i64(t), c.0.max(0)));
+
+        let mut key_shard = self.key_shard(&reservation.subject.key_id);
+        let Some(key) = key_shard.map.get_mut(&reservation.subject.key_id) else {
+            return false; // forgotten since
+        };
+        if key.holds.remove(id).is_none() {
+            return false;
+        }
+        key.add_usage(&starts, tokens, cost);
+        let mut ws_shard = self.workspace_shard(&reservation.subject.workspace_id);
+        let ws = ws_shard
+            .map
+            .entry(reservation.subject.workspace_id)
+            .or_default();
+        ws.holds.remove(id);
+        ws.spent = ws.spent.saturating_add(cost);
+        true
+    }
+}
+
+#[async_trait]
+impl Limiter for MemoryLimiter {
+    async fn admit(&self, req: &Admission) -> Result<Decision, LimiterError> {
+        Ok(self.decide(req, Mode::Admit))
+    }
+
+    async fn reserve(&self, req: &Admission, ttl: Duration) -> Result<Decision, LimiterError> {
+        let id = self.next_reservation.fetch_add(1, Ordering::Relaxed);
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let deadline = self.clock.now_millis().saturating_add(ttl_ms);
+        Ok(self.decide(req, Mode::Reserve { id, deadline }))
+    }
+
+    async fn settle(
+        &self,
+        reservation_id: &str,
+        actual_tokens: u64,
+        actual_cost: Micros,
+    ) -> Result<bool, LimiterError> {
+        Ok(self.finish(reservation_id, Some((actual_tokens, actual_cost))))
+    }
+
+    async fn release(&self, reservation_id: &str) -> Result<bool, LimiterError> {
+        Ok(self.finish(reservation_id, None))
+    }
+
+    async fn record(
+        &self,
+        subject: &Subject,
+        tokens: u64,
+        cost: Micros,
+    ) -> Result<(), LimiterError> {
+        let (tokens, cost) = (as_i64(tokens), cost.0.max(0));
+        if tokens == 0 && cost == 0 {
+            return Ok(());
+        }
+        let starts = period_starts(self.clock.now());
+        let mut key_shard = self.key_shard(&subject.key_id);
+        key_shard
+            .map
+            .entry(subject.key_id.clone())
+            .or_default()
+            .add_usage(&starts, tokens, cost);
+        if cost > 0 {
+            let mut ws_shard = self.workspace_shard(&subject.workspace_id);
+            let ws = ws_shard
+                .map
+                .entry(subject.workspace_id.clone())
+                .or_default();
+            ws.spent = ws.spent.saturating_add(cost);
+        }
+        Ok(())
+    }
+
+    async fn status(&self, req: &Admission) -> Result<Vec<LimitState>, LimiterError> {
+        Ok(self.decide(req, Mode::Status).limits)
+    }
+
+    async fn forget_key(&self, key_id: &str) -> Result<(), LimiterError> {
+        self.key_shard(key_id).map.remove(key_id);
+        Ok(())
+    }
+}

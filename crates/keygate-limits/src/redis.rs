@@ -1,0 +1,432 @@
+//! The shared limiter, for many nodes: counters live in Redis, so every node sees the same
+//! counts and they survive a restart.
+//!
+//! Each decision is one Lua script (`redis/decide.lua`), so check-and-consume is atomic across
+//! nodes and costs one round trip. All keys of a decision share the hash tag `{workspace}`, so
+//! the scripts would also run on Redis Cluster. Time comes from the node's [`Clock`] as an
+//! argument rather than from Redis `TIME`, so tests can move it; in production the nodes'
+//! clocks must agree (NTP) to the precision wanted of the windows. Redis TTLs are relative and
+//! only collect garbage; every decision reads timestamps, never the TTLs.
+//!
+//! Key layout, with `P = kg:<namespace>:{<workspace>}:` and `K = P k:<key>:`:
+//! `K r:<secs>` rate window (sorted set of request times) · `K t:<d|w|m|n>:<start>` and
+//! `K c:<d|w|m|n>:<start>` token/cost per period · `K holds`, `K held` the key's reservations ·
+//! `P w:spent`, `P w:holds`, `P w:held` the workspace's credit · `P res:<id>` one reservation.
+//! Lifetime counters (`n`) and `w:spent` have no TTL: they are the budget.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{RedisError, Script};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keygate_core::{Clock, Denial, Micros};
+
+use crate::report::{self, Usage, WindowUsage};
+use crate::{
+    as_i64, period_index, Admission, Decision, LimitState, Limiter, LimiterError, Subject, PERIODS,
+};
+
+/// How long a decision may wait for Redis before the request is refused as unavailable.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Period counters outlive their period by this much, so a read right at the boundary still
+/// finds them; after that they are garbage.
+const COUNTER_GRACE_MS: i64 = 3_600_000;
+const PERIOD_LETTERS: [char; 4] = ['d', 'w', 'm', 'n'];
+const RESERVATION_PREFIX: &str = "rsv_";
+
+/// Counts limits in Redis. Cloning shares the connection.
+#[derive(Clone)]
+pub struct RedisLimiter {
+    conn: ConnectionManager,
+    namespace: String,
+    clock: Arc<dyn Clock>,
+    timeout: Duration,
+    scripts: Arc<Scripts>,
+}
+
+struct Scripts {
+    decide: Script,
+    finish: Script,
+    record: Script,
+}
+
+enum Mode {
+    Status,
+    Admit,
+    Reserve { id: String, ttl_ms: i64 },
+}
+
+impl Mode {
+    fn name(&self) -> &'static str {
+        match self {
+            Mode::Status => "status",
+            Mode::Admit => "admit",
+            Mode::Reserve { .. } => "reserve",
+        }
+    }
+}
+
+/// Key names of one subject.
+struct Names {
+    /// `kg:<ns>:{<workspace>}:`
+    workspace: String,
+    /// `kg:<ns>:{<workspace>}:k:<key>:`
+    key: String,
+}
+
+impl Names {
+    fn new(namespace: &str, subject: &Subject) -> Self {
+        let workspace = format!("kg:{namespace}:{{{}}}:", subject.workspace_id);
+        let key = format!("{workspace}k:{}:", subject.key_id);
+        Self { workspace, key }
+    }
+
+    fn counters(&self, kind: char, starts: &[i64; 4]) -> [String; 4] {
+        std::array::from_fn(|i| format!("{}{kind}:{}:{}", self.key, PERIOD_LETTERS[i], starts[i]))
+    }
+}
+
+/// Period starts and the TTL each period's counter should get (0 = keep forever).
+fn periods(now: DateTime<Utc>) -> ([i64; 4], [i64; 4]) {
+    let now_ms = now.timestamp_millis();
+    let starts = PERIODS.map(|p| p.period_start(now).timestamp_millis());
+    let ttls = PERIODS.map(|p| {
+        p.next_reset(now).map_or(0, |next| {
+            next.timestamp_millis() - now_ms + COUNTER_GRACE_MS
+        })
+    });
+    (starts, ttls)
+}
+
+/// A reservation id carries its workspace and key (hex), so that settling it can name the
+/// Redis keys up front, as a script must, without a second round trip to look them up.
+fn reservation_id(subject: &Subject) -> String {
+    format!(
+        "{RESERVATION_PREFIX}{}_{}_{:032x}",
+        hex::encode(&subject.workspace_id),
+        hex::encode(&subject.key_id),
+        rand::random::<u128>()
+    )
+}
+
+fn parse_reservation_id(id: &str) -> Option<Subject> {
+    let mut parts = id.strip_prefix(RESERVATION_PREFIX)?.split('_');
+    let workspace = String::from_utf8(hex::decode(parts.next()?).ok()?).ok()?;
+    let key = String::from_utf8(hex::decode(parts.next()?).ok()?).ok()?;
+    let nonce = parts.next()?;
+    if nonce.len() != 32 || parts.next().is_some() {
+        return None;
+    }
+    Some(Subject::new(workspace, key))
+}
+
+fn unavailable(err: RedisError) -> LimiterError {
+    LimiterError::Unavailable(err.to_string())
+}
+
+fn denial_of(code: i64) -> Result<Option<Denial>, LimiterError> {
+    Ok(match code {
+        0 => None,
+        1 => Some(Denial::RateLimited),
+        2 => Some(Denial::TokenLimitReached),
+        3 => Some(Denial::CostLimitReached),
+        4 => Some(Denial::SpendCapReached),
+        5 => Some(Denial::InsufficientCredits),
+        other => {
+            return Err(LimiterError::Protocol(format!(
+                "unknown denial code {other} from decide.lua"
+            )))
+        }
+    })
+}
+
+impl RedisLimiter {
+    /// Connects with [`DEFAULT_TIMEOUT`]. `namespace` separates deployments (and tests)
+    /// sharing one Redis.
+    pub async fn connect(
+        url: &str,
+        namespace: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, LimiterError> {
+        Self::connect_with_timeout(url, namespace, clock, DEFAULT_TIMEOUT).await
+    }
+
+    /// Connects, bounding the connection and every later decision by `timeout`.
+    pub async fn connect_with_timeout(
+        url: &str,
+        namespace: &str,
+        clock: Arc<dyn Clock>,
+        timeout: Duration,
+    ) -> Result<Self, LimiterError> {
+        let client = ::redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+            .set_number_of_retries(1)
+            .set_max_delay(100);
+        let conn =
+            tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
+                .await
+                .map_err(|_| {
+                    LimiterError::Unavailable(format!("no connection to Redis within {timeout:?}"))
+                })?
+                .map_err(unavailable)?;
+        Ok(Self {
+            conn,
+            namespace: namespace.to_owned(),
+            clock,
+            timeout,
+            scripts: Arc::new(Scripts {
+                decide: Script::new(include_str!("redis/decide.lua")),
+                finish: Script::new(include_str!("redis/finish.lua")),
+                record: Script::new(include_str!("redis/record.lua")),
+            }),
+        })
+    }
+
+    /// Runs a prepared script within the timeout. `EVALSHA` first, loading the script only
+    /// the first time a server sees it, so the steady state is one round trip.
+    async fn run<T: ::redis::FromRedisValue>(
+        &self,
+        invocation: ::redis::ScriptInvocation<'_>,
+    ) -> Result<T, LimiterError> {
+        let mut conn = self.conn.clone();
+        tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
+            .await
+            .map_err(|_| {
+                LimiterError::Unavailable(format!("Redis did not answer within {:?}", self.timeout))
+            })?
+            .map_err(unavailable)
+    }
+
+    async fn decide(&self, req: &Admission, mode: Mode) -> Result<Decision, LimiterError> {
+        let now_time = self.clock.now();
+        let now = now_time.timestamp_millis();
+        let names = Names::new(&self.namespace, &req.subject);
+        let (starts, ttls) = periods(now_time);
+        let (deadline, reservation, hold_ttl) = match &mode {
+            Mode::Reserve { id, ttl_ms } => (now.saturating_add(*ttl_ms), id.as_str(), *ttl_ms),
+            _ => (0, "-", 0),
+        };
+        let limit_or_none = |limit: Option<i64>| limit.unwrap_or(-1);
+
+        let mut invocation = self.scripts.decide.prepare_invoke();
+        invocation
+            .key(format!("{}holds", names.key))
+            .key(format!("{}held", names.key))
+            .key(format!("{}w:holds", names.workspace))
+            .key(format!("{}w:held", names.workspace))
+            .key(format!("{}w:spent", names.workspace))
+            .key(&names.counters('t', &starts))
+            .key(&names.counters('c', &starts))
+            .key(format!("{}res:{reservation}", names.workspace));
+        for window in &req.rate_limits {
+            invocation.key(format!("{}r:{}", names.key, window.window.secs()));
+        }
+        invocation
+            .arg(mode.name())
+            .arg(now)
+            .arg(format!("{:032x}", rand::random::<u128>()))
+            .arg(req.tokens.min(i64::MAX as u64))
+            .arg(req.cost.0.max(0))
+            .arg(limit_or_none(req.token_limit.map(|l| as_i64(l.limit))))
+            .arg(req.token_limit.map_or(0, |l| period_index(l.reset)))
+            .arg(limit_or_none(req.cost_limit.map(|l| l.limit.0)))
+            .arg(req.cost_limit.map_or(0, |l| period_index(l.reset)))
+            .arg(limit_or_none(req.daily_spend_cap.map(|c| c.0)))
+            .arg(limit_or_none(req.credit_balance.map(|c| c.0)))
+            .arg(&ttls)
+            .arg(deadline)
+            .arg(reservation)
+            .arg(hold_ttl)
+            .arg(req.rate_limits.len());
+        for window in &req.rate_limits {
+            invocation
+                .arg(window.window.millis())
+                .arg(window.limit.min(i64::MAX as u64));
+        }
+        let out: Vec<i64> = self.run(invocation).await?;
+
+        let expected = 6 + 2 * req.rate_limits.len();
+        if out.len() != expected {
+            return Err(LimiterError::Protocol(format!(
+                "decide.lua returned {} values, expected {expected}",
+                out.len()
+            )));
+        }
+        let denial = denial_of(out[0])?;
+        let rate_retry = (out[1] >= 0).then_some(out[1]);
+        let usage = Usage {
+            windows: out[6..]
+                .chunks_exact(2)
+                .map(|pair| WindowUsage {
+                    count: pair[0].max(0) as u64,
+                    mark_ms: (pair[1] >= 0).then_some(pair[1]),
+                })
+                .collect(),
+            tokens: out[2],
+            cost: out[3],
+            daily: out[4],
+            credits: out[5],
+        };
+        let reservation_id = match mode {
+            Mode::Reserve { id, .. } => Some(id),
+            _ => None,
+        };
+        Ok(report::decision(
+            req,
+            now_time,
+            denial,
+            rate_retry,
+            &usage,
+            reservation_id,
+        ))
+    }
+
+    async fn finish(
+        &self,
+        reservation_id: &str,
+        actual: Option<(u64, Micros)>,
+    ) -> Result<bool, LimiterError> {
+        let Some(subject) = parse_reservation_id(reservation_id) else {
+            return Ok(false);
+        };
+        let now_time = self.clock.now();
+        let names = Names::new(&self.namespace, &subject);
+        let (starts, ttls) = periods(now_time);
+        let (tokens, cost) = actual.map_or((0, 0), |(t, c)| (t.min(i64::MAX as u64), c.0.max(0)));
+
+        let mut invocation = self.scripts.finish.prepare_invoke();
+        invocation
+            .key(format!("{}res:{reservation_id}", names.workspace))
+            .key(format!("{}holds", names.key))
+            .key(format!("{}held", names.key))
+            .key(format!("{}w:holds", names.workspace))
+            .key(format!("{}w:held", names.workspace))
+            .key(format!("{}w:spent", names.workspace))
+            .key(&names.counters('t', &starts))
+            .key(&names.counters('c', &starts))
+            .arg(if actual.is_some() {
+                "settle"
+            } else {
+                "release"
+            })
+            .arg(now_time.timestamp_millis())
+            .arg(tokens)
+            .arg(cost)
+            .arg(&ttls);
+        let ended: i64 = self.run(invocation).await?;
+        Ok(ended == 1)
+    }
+}
+
+#[async_trait]
+impl Limiter for RedisLimiter {
+    async fn admit(&self, req: &Admission) -> Result<Decision, LimiterError> {
+        self.decide(req, Mode::Admit).await
+    }
+
+    async fn reserve(&self, req: &Admission, ttl: Duration) -> Result<Decision, LimiterError> {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
+        let mode = Mode::Reserve {
+            id: reservation_id(&req.subject),
+            ttl_ms,
+        };
+        self.decide(req, mode).await
+    }
+
+    async fn settle(
+        &self,
+        reservation_id: &str,
+        actual_tokens: u64,
+        actual_cost: Micros,
+    ) -> Result<bool, LimiterError> {
+        self.finish(reservation_id, Some((actual_tokens, actual_cost)))
+            .await
+    }
+
+    async fn release(&self, reservation_id: &str) -> Result<bool, LimiterError> {
+        self.finish(reservation_id, None).await
+    }
+
+    async fn record(
+        &self,
+        subject: &Subject,
+        tokens: u64,
+        cost: Micros,
+    ) -> Result<(), LimiterError> {
+        let (tokens, cost) = (tokens.min(i64::MAX as u64), cost.0.max(0));
+        if tokens == 0 && cost == 0 {
+            return Ok(());
+        }
+        let names = Names::new(&self.namespace, subject);
+        let (starts, ttls) = periods(self.clock.now());
+        let mut invocation = self.scripts.record.prepare_invoke();
+        invocation
+            .key(format!("{}w:spent", names.workspace))
+            .key(&names.counters('t', &starts))
+            .key(&names.counters('c', &starts))
+            .arg(tokens)
+            .arg(cost)
+            .arg(&ttls);
+        let _: i64 = self.run(invocation).await?;
+        Ok(())
+    }
+
+    async fn status(&self, req: &Admission) -> Result<Vec<LimitState>, LimiterError> {
+        Ok(self.decide(req, Mode::Status).await?.limits)
+    }
+
+    /// Deletes the key's windows, counters and holds by scanning for its prefix: rare (a key
+    /// is deleted once) and bounded by the key's own counters. The workspace side of its
+    /// holds expires on its own.
+    async fn forget_key(&self, key_id: &str) -> Result<(), LimiterError> {
+        let pattern = format!("kg:{}:{{*}}:k:{key_id}:*", self.namespace);
+        let mut conn = self.conn.clone();
+        let work = async {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await?;
+                if !keys.is_empty() {
+                    let _: i64 = ::redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async(&mut conn)
+                        .await?;
+                }
+                if next == 0 {
+                    return Ok::<(), RedisError>(());
+                }
+                cursor = next;
+            }
+        };
+        // Scanning a large keyspace can take longer than one decision; allow it more time.
+        tokio::time::timeout(self.timeout * 20, work)
+            .await
+            .map_err(|_| LimiterError::Unavailable("forgetting a key timed out".into()))?
+            .map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservation_ids_carry_their_subject() {
+        let subject = Subject::new("ws_a_b", "key:1{x}");
+        let id = reservation_id(&subject);
+        assert_eq!(parse_reservation_id(&id), Some(subject));
+        assert_eq!(parse_reservation_id("rsv_zz_00_00"), None);
+        assert_eq!(parse_reservation_id("nope"), None);
+    }
+}

@@ -1,0 +1,73 @@
+//! The limiter test suite, one binary: every conformance case runs against the in-process
+//! limiter always and against Redis when `KEYGATE_TEST_REDIS_URL` is set.
+
+mod backends;
+mod concurrency;
+mod conformance;
+mod periods;
+mod properties;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use keygate_core::limits::{CostLimit, RateWindow, ResetPeriod, TokenLimit, WindowLength};
+use keygate_core::{FixedClock, Micros};
+use keygate_limits::{Admission, LimitKind, LimitState, Limiter, Subject};
+
+pub type Shared = Arc<dyn Limiter>;
+
+pub fn at(y: i32, m: u32, d: u32, h: u32, min: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, min, s)
+        .single()
+        .expect("valid time")
+}
+
+/// Wednesday 2026-11-25 12:00:00 UTC: far from every period boundary.
+pub fn noon() -> FixedClock {
+    FixedClock::at(at(2026, 11, 25, 12, 0, 0))
+}
+
+pub fn window(limit: u64, secs: u64) -> RateWindow {
+    RateWindow {
+        limit,
+        window: WindowLength(secs),
+    }
+}
+
+pub fn dollars(text: &str) -> Micros {
+    Micros::parse_dollars(text).expect("amount")
+}
+
+pub fn subject(key: &str) -> Subject {
+    Subject::new("ws_test", key)
+}
+
+pub fn admission(key: &str) -> Admission {
+    Admission::new(subject(key))
+}
+
+pub fn with_windows(key: &str, windows: &[RateWindow]) -> Admission {
+    Admission {
+        rate_limits: windows.to_vec(),
+        ..admission(key)
+    }
+}
+
+pub fn tokens(limit: u64, reset: ResetPeriod) -> Option<TokenLimit> {
+    Some(TokenLimit { limit, reset })
+}
+
+pub fn cost(limit: &str, reset: ResetPeriod) -> Option<CostLimit> {
+    Some(CostLimit {
+        limit: dollars(limit),
+        reset,
+    })
+}
+
+pub fn state_of(limits: &[LimitState], kind: LimitKind) -> LimitState {
+    limits
+        .iter()
+        .find(|l| l.kind == kind)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind:?} in {limits:?}"))
+}
