@@ -237,5 +237,41 @@ pub(crate) fn as_i64(value: u64) -> i64 {
 /// A budget refuses when the request would take it over the limit, and also when it is already
 /// used up, so a zero-cost request against an exhausted budget is refused too.
 pub(crate) fn budget_refuses(used: i64, requested: i64, limit: i64) -> bool {
-    used >= limit || used.saturating_add(requested) > limit
+    used >= limit || used.checked_add(requested).is_none_or(|sum| sum > limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_states_serialize_flat_in_snake_case() {
+        let state = LimitState {
+            kind: LimitKind::Rate { window_secs: 60 },
+            limit: 60,
+            used: 1,
+            remaining: 59,
+            reset_at: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&state).expect("json"),
+            r#"{"kind":"rate","window_secs":60,"limit":60,"used":1,"remaining":59,"reset_at":null}"#
+        );
+        let cap = LimitState {
+            kind: LimitKind::DailySpendCap,
+            ..state
+        };
+        assert!(serde_json::to_string(&cap)
+            .expect("json")
+            .starts_with(r#"{"kind":"daily_spend_cap","limit""#));
+    }
+
+    #[test]
+    fn budgets_refuse_at_and_over_the_limit() {
+        assert!(!budget_refuses(0, 10, 10));
+        assert!(budget_refuses(1, 10, 10));
+        assert!(budget_refuses(10, 0, 10));
+        assert!(budget_refuses(0, 0, 0));
+        assert!(budget_refuses(i64::MAX - 1, i64::MAX, i64::MAX));
+    }
 }

@@ -54,11 +54,13 @@ impl<K, V> Default for Shard<K, V> {
 }
 
 impl<K: std::hash::Hash + Eq, V> Shard<K, V> {
-    /// Drops entries that no longer hold anything, once the map has doubled since last time.
-    fn sweep_if_grown(&mut self, mut is_idle: impl FnMut(&mut V) -> bool) {
-        if self.map.len() < self.sweep_at {
-            return;
-        }
+    /// Whether the map has doubled since the last sweep, so that sweeping is amortised O(1).
+    fn needs_sweep(&self) -> bool {
+        self.map.len() >= self.sweep_at
+    }
+
+    /// Drops entries that no longer hold anything.
+    fn sweep(&mut self, mut is_idle: impl FnMut(&mut V) -> bool) {
         self.map.retain(|_, v| !is_idle(v));
         self.sweep_at = (self.map.len() * 2).max(MIN_SWEEP_AT);
     }
@@ -314,7 +316,10 @@ impl MemoryLimiter {
         let cost = req.cost.0.max(0);
 
         let mut key_shard = self.key_shard(&req.subject.key_id);
-        key_shard.sweep_if_grown(|k| k.is_idle(now, &period_starts(now_time)));
+        if key_shard.needs_sweep() {
+            let current = period_starts(now_time);
+            key_shard.sweep(|k| k.is_idle(now, &current));
+        }
         let key = key_shard.map.entry(req.subject.key_id.clone()).or_default();
         key.holds.sweep(now);
 
@@ -374,10 +379,12 @@ impl MemoryLimiter {
         let mut ws_shard = (req.credit_balance.is_some() || (consuming && cost > 0))
             .then(|| self.workspace_shard(&req.subject.workspace_id));
         let mut workspace = ws_shard.as_mut().map(|shard| {
-            shard.sweep_if_grown(|w| {
-                w.holds.sweep(now);
-                w.spent == 0 && w.holds.map.is_empty()
-            });
+            if shard.needs_sweep() {
+                shard.sweep(|w| {
+                    w.holds.sweep(now);
+                    w.spent == 0 && w.holds.map.is_empty()
+                });
+            }
             let ws = shard
                 .map
                 .entry(req.subject.workspace_id.clone())
@@ -459,7 +466,9 @@ impl MemoryLimiter {
         let reservation_id = match mode {
             Mode::Reserve { id, deadline } if admitted => {
                 let mut shard = self.reservation_shard(id);
-                shard.sweep_if_grown(|r| r.deadline <= now);
+                if shard.needs_sweep() {
+                    shard.sweep(|r| r.deadline <= now);
+                }
                 shard.map.insert(
                     id,
                     ReservationRef {
@@ -573,5 +582,50 @@ impl Limiter for MemoryLimiter {
     async fn forget_key(&self, key_id: &str) -> Result<(), LimiterError> {
         self.key_shard(key_id).map.remove(key_id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keygate_core::limits::{RateWindow, WindowLength};
+    use keygate_core::FixedClock;
+
+    use super::*;
+
+    fn keys_held(limiter: &MemoryLimiter) -> usize {
+        limiter.keys.iter().map(|s| lock(s).map.len()).sum()
+    }
+
+    #[tokio::test]
+    async fn idle_keys_are_dropped_when_a_shard_grows() {
+        let clock = FixedClock::at_millis(1_790_000_000_000);
+        let limiter = MemoryLimiter::new(Arc::new(clock.clone()));
+        let window = RateWindow {
+            limit: 5,
+            window: WindowLength(1),
+        };
+        let many = SHARDS * MIN_SWEEP_AT;
+        for i in 0..many {
+            let req = Admission {
+                rate_limits: vec![window],
+                ..Admission::new(Subject::new("ws", format!("key_{i}")))
+            };
+            limiter.admit(&req).await.expect("admit");
+        }
+        assert!(keys_held(&limiter) > many / 2);
+        // Once their one-second windows are empty, the next growth sweeps them away.
+        clock.advance_millis(1000);
+        for i in 0..many {
+            let req = Admission {
+                rate_limits: vec![window],
+                ..Admission::new(Subject::new("ws", format!("new_{i}")))
+            };
+            limiter.admit(&req).await.expect("admit");
+        }
+        assert!(
+            keys_held(&limiter) < many + many / 2,
+            "{}",
+            keys_held(&limiter)
+        );
     }
 }

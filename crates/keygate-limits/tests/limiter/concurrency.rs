@@ -139,3 +139,27 @@ async fn redis_that_stops_answering_is_unavailable_quickly() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn redis_counters_survive_a_restart_of_the_node() {
+    let Some(url) = redis_url() else { return };
+    let clock = crate::noon();
+    let namespace = fresh_namespace("restart");
+    let req = Admission {
+        cost_limit: cost("1.00", ResetPeriod::Monthly),
+        cost: dollars("0.60"),
+        ..with_windows("key_restart", &[window(1, 60)])
+    };
+    {
+        let before = redis_in(&url, &namespace, &clock).await;
+        assert!(keygate_limits::Limiter::admit(&before, &req)
+            .await
+            .unwrap()
+            .is_admitted());
+    }
+    let after = redis_in(&url, &namespace, &clock).await;
+    let refused = keygate_limits::Limiter::admit(&after, &req).await.unwrap();
+    assert_eq!(refused.denial, Some(keygate_core::Denial::RateLimited));
+    let status = keygate_limits::Limiter::status(&after, &req).await.unwrap();
+    assert_eq!(state_of(&status, LimitKind::Cost).used, 600_000);
+}
