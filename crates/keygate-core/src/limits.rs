@@ -35,7 +35,7 @@ impl fmt::Display for WindowLength {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.0;
         for (unit, len) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-            if s >= len && s % len == 0 {
+            if s >= len && s.is_multiple_of(len) {
                 return write!(f, "{}{unit}", s / len);
             }
         }
