@@ -40,7 +40,14 @@ const RESERVATION_PREFIX: &str = "rsv_";
 /// Counts limits in Redis. Cloning shares the connection.
 #[derive(Clone)]
 pub struct RedisLimiter {
-    conn: ConnectionManager,
+    client: ::redis::Client,
+    /// Set once the first connection succeeds; the manager reconnects by itself after that.
+    /// Empty while Redis has never been reached, so a node can start while Redis is down and
+    /// refuse (fail closed) until it comes up.
+    conn: Arc<tokio::sync::OnceCell<ConnectionManager>>,
+    /// When connecting last failed: for a second after that, callers fail at once instead of
+    /// queueing behind another timed-out attempt.
+    last_failure: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     namespace: String,
     clock: Arc<dyn Clock>,
     timeout: Duration,
@@ -161,21 +168,29 @@ impl RedisLimiter {
         clock: Arc<dyn Clock>,
         timeout: Duration,
     ) -> Result<Self, LimiterError> {
+        let limiter = Self::lazy_with_timeout(url, namespace, clock, timeout)?;
+        limiter.connection().await?;
+        Ok(limiter)
+    }
+
+    /// Like [`RedisLimiter::connect`] but does not wait for Redis: decisions fail with
+    /// [`LimiterError::Unavailable`] until a connection succeeds. Only a malformed URL is an
+    /// error here.
+    pub fn lazy(url: &str, namespace: &str, clock: Arc<dyn Clock>) -> Result<Self, LimiterError> {
+        Self::lazy_with_timeout(url, namespace, clock, DEFAULT_TIMEOUT)
+    }
+
+    fn lazy_with_timeout(
+        url: &str,
+        namespace: &str,
+        clock: Arc<dyn Clock>,
+        timeout: Duration,
+    ) -> Result<Self, LimiterError> {
         let client = ::redis::Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout)
-            .set_number_of_retries(1)
-            .set_max_delay(100);
-        let conn =
-            tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
-                .await
-                .map_err(|_| {
-                    LimiterError::Unavailable(format!("no connection to Redis within {timeout:?}"))
-                })?
-                .map_err(unavailable)?;
         Ok(Self {
-            conn,
+            client,
+            conn: Arc::new(tokio::sync::OnceCell::new()),
+            last_failure: Arc::new(std::sync::Mutex::new(None)),
             namespace: namespace.to_owned(),
             clock,
             timeout,
@@ -187,13 +202,54 @@ impl RedisLimiter {
         })
     }
 
+    /// The shared connection, connecting first if Redis was never reached.
+    async fn connection(&self) -> Result<ConnectionManager, LimiterError> {
+        if let Some(conn) = self.conn.get() {
+            return Ok(conn.clone());
+        }
+        let recently_failed = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1));
+        if recently_failed {
+            return Err(LimiterError::Unavailable(
+                "Redis could not be reached a moment ago".into(),
+            ));
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout)
+            .set_number_of_retries(1)
+            .set_max_delay(100);
+        let timeout = self.timeout;
+        self.conn
+            .get_or_try_init(|| async {
+                tokio::time::timeout(
+                    timeout,
+                    ConnectionManager::new_with_config(self.client.clone(), config),
+                )
+                .await
+                .map_err(|_| {
+                    LimiterError::Unavailable(format!("no connection to Redis within {timeout:?}"))
+                })?
+                .map_err(unavailable)
+            })
+            .await
+            .cloned()
+            .inspect_err(|_| {
+                *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(std::time::Instant::now());
+            })
+    }
+
     /// Runs a prepared script within the timeout. `EVALSHA` first, loading the script only
     /// the first time a server sees it, so the steady state is one round trip.
     async fn run<T: ::redis::FromRedisValue>(
         &self,
         invocation: ::redis::ScriptInvocation<'_>,
     ) -> Result<T, LimiterError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
             .await
             .map_err(|_| {
@@ -385,7 +441,7 @@ impl Limiter for RedisLimiter {
     /// holds expires on its own.
     async fn forget_key(&self, key_id: &str) -> Result<(), LimiterError> {
         let pattern = format!("kg:{}:{{*}}:k:{key_id}:*", self.namespace);
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let work = async {
             let mut cursor: u64 = 0;
             loop {
