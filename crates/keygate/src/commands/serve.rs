@@ -1,0 +1,71 @@
+//! `keygate serve`: start the server, show the first owner's token once when the store was
+//! empty, and shut down gracefully on SIGINT/SIGTERM.
+
+use anyhow::Context;
+use keygate_server::{prepare, serve, system_clock, ServerSettings};
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::ServeArgs;
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_json);
+    let mut settings = ServerSettings::for_database(&args.database.database_url);
+    settings.listen = args.listen;
+    settings.redis_url = args.redis_url;
+    settings.secret_hex = args.database.secret;
+
+    let (state, bootstrapped) = prepare(&settings, system_clock()).await?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, store = state.store.backend(), "keygate listening");
+    println!("Keygate is listening on http://{addr}");
+    if let Some(b) = bootstrapped {
+        println!();
+        println!("Created workspace {} with an owner.", b.workspace.id);
+        println!("Owner management token (shown once, store it now):");
+        println!();
+        println!("    {}", b.token.expose());
+        println!();
+        println!("Use it as `Authorization: Bearer <token>`, e.g.:");
+        println!("    curl -H \"Authorization: Bearer $TOKEN\" http://{addr}/v1/keys");
+    } else {
+        println!("Use an owner's management token (from the first start or `keygate bootstrap`).");
+    }
+    serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("keygate stopped");
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,279 @@
+//! Where the CLI's server URL and management token come from, and the config file that
+//! `keygate login` writes.
+//!
+//! Each of the two values is resolved on its own, first found wins: the `--url`/`--api-key`
+//! flags, then `KEYGATE_URL`/`KEYGATE_API_KEY` in the environment, then a `.env` file in the
+//! working directory, then the config file. A `.env` file is read, never loaded into the
+//! process environment, so it cannot leak into a child process or shadow a real variable.
+//! The config file holds a secret: it is written 0600 in a 0700 directory, atomically.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CliError;
+
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+const URL_VAR: &str = "KEYGATE_URL";
+const KEY_VAR: &str = "KEYGATE_API_KEY";
+
+/// `~/.config/keygate/config.toml`. Unknown fields are an error: a typo must not silently
+/// send requests somewhere else.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+}
+
+/// Where a value came from, so `keygate whoami` can explain a surprising answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Env,
+    DotEnv(PathBuf),
+    ConfigFile(PathBuf),
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag => f.write_str("command-line flag"),
+            Source::Env => f.write_str("environment"),
+            Source::DotEnv(p) => write!(f, ".env file ({})", p.display()),
+            Source::ConfigFile(p) => write!(f, "config file ({})", p.display()),
+            Source::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// The resolved URL and token. `Debug` leaves the token out so it cannot end up in a log.
+#[derive(Clone)]
+pub struct Credentials {
+    pub url: String,
+    pub url_source: Source,
+    pub api_key: Option<String>,
+    pub api_key_source: Option<Source>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("url", &self.url)
+            .field("url_source", &self.url_source)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_key_source", &self.api_key_source)
+            .finish()
+    }
+}
+
+/// The config file's path: `KEYGATE_CONFIG`, else `$XDG_CONFIG_HOME/keygate/config.toml`,
+/// else `~/.config/keygate/config.toml`.
+pub fn config_path() -> Option<PathBuf> {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(path) = non_empty("KEYGATE_CONFIG") {
+        return Some(PathBuf::from(path));
+    }
+    let base = match non_empty("XDG_CONFIG_HOME") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(non_empty("HOME")?).join(".config"),
+    };
+    Some(base.join("keygate").join("config.toml"))
+}
+
+/// The config file, or an empty one when it does not exist yet.
+pub fn load(path: &Path) -> Result<ConfigFile, CliError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            CliError::usage_hint(
+                format!("cannot read the config file {}: {e}", path.display()),
+                "Fix the file, or remove it and run `keygate login` again.",
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
+        Err(e) => Err(CliError::failed(format!(
+            "cannot read the config file {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Writes the file 0600 (its directory 0700) through a temporary file and a rename, so a
+/// crash leaves the old file or the new one, never half of one.
+pub fn save(path: &Path, config: &ConfigFile) -> Result<(), CliError> {
+    let fail = |what: &str, e: std::io::Error| {
+        CliError::failed(format!("cannot {what} {}: {e}", path.display()))
+    };
+    let text = toml::to_string(config)
+        .map_err(|e| CliError::failed(format!("cannot encode the config: {e}")))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if !dir.as_os_str().is_empty() && !dir.exists() {
+        create_private_dir(dir).map_err(|e| fail("create the directory of", e))?;
+    }
+    let tmp = path.with_extension("toml.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = private_file(&tmp).map_err(|e| fail("write", e))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| fail("write", e))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| fail("write", e))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// A new file only its owner can read.
+#[cfg(unix)]
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
+/// `KEYGATE_URL` and `KEYGATE_API_KEY` from `./.env`, if the file exists.
+fn dotenv_values() -> Result<(Option<String>, Option<String>, PathBuf), CliError> {
+    let path = PathBuf::from(".env");
+    let mut url = None;
+    let mut key = None;
+    let iter = match dotenvy::from_path_iter(&path) {
+        Ok(iter) => iter,
+        Err(_) => return Ok((None, None, path)),
+    };
+    for item in iter {
+        let (name, value) = item.map_err(|e| {
+            CliError::usage_hint(
+                format!("cannot read ./.env: {e}"),
+                "Fix the file, or pass --url/--api-key explicitly.",
+            )
+        })?;
+        match name.as_str() {
+            URL_VAR if url.is_none() => url = Some(value),
+            KEY_VAR if key.is_none() => key = Some(value),
+            _ => {}
+        }
+    }
+    Ok((non_empty(url), non_empty(key), path))
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Resolves the URL and token in the documented order of precedence.
+pub fn resolve(flag_url: Option<&str>, flag_key: Option<&str>) -> Result<Credentials, CliError> {
+    let env = |name: &str| non_empty(std::env::var(name).ok());
+    let (dot_url, dot_key, dot_path) = dotenv_values()?;
+    let path = config_path();
+    let file = match &path {
+        Some(p) => load(p)?,
+        None => ConfigFile::default(),
+    };
+    let file_source = || Source::ConfigFile(path.clone().unwrap_or_default());
+    let dot_source = || Source::DotEnv(dot_path.clone());
+
+    let candidates_url = [
+        (non_empty(flag_url.map(str::to_string)), Source::Flag),
+        (env(URL_VAR), Source::Env),
+        (dot_url, dot_source()),
+        (non_empty(file.url.clone()), file_source()),
+    ];
+    let (url, url_source) = candidates_url
+        .into_iter()
+        .find_map(|(v, s)| v.map(|v| (v, s)))
+        .unwrap_or_else(|| (DEFAULT_URL.to_string(), Source::Default));
+
+    let candidates_key = [
+        (non_empty(flag_key.map(str::to_string)), Source::Flag),
+        (env(KEY_VAR), Source::Env),
+        (dot_key, dot_source()),
+        (non_empty(file.api_key.clone()), file_source()),
+    ];
+    let (api_key, api_key_source) = candidates_key
+        .into_iter()
+        .find_map(|(v, s)| v.map(|v| (v, s)))
+        .map_or((None, None), |(v, s)| (Some(v), Some(s)));
+
+    Ok(Credentials {
+        url: normalise_url(&url)?,
+        url_source,
+        api_key,
+        api_key_source,
+    })
+}
+
+/// `localhost:8080` → `http://localhost:8080`; trailing slashes dropped so paths join cleanly.
+pub fn normalise_url(url: &str) -> Result<String, CliError> {
+    let url = url.trim().trim_end_matches('/');
+    let url = if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    };
+    match reqwest::Url::parse(&url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => Ok(url),
+        _ => Err(CliError::usage(format!(
+            "{url:?} is not a server URL; expected something like {DEFAULT_URL}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_normalised() {
+        assert_eq!(
+            normalise_url("localhost:8080/").ok().as_deref(),
+            Some("http://localhost:8080")
+        );
+        assert_eq!(
+            normalise_url("https://kg.example.com").ok().as_deref(),
+            Some("https://kg.example.com")
+        );
+        assert!(normalise_url("ftp://x").is_err());
+        assert!(normalise_url("").is_err());
+    }
+
+    #[test]
+    fn credentials_debug_hides_the_token() {
+        let c = Credentials {
+            url: DEFAULT_URL.into(),
+            url_source: Source::Default,
+            api_key: Some("kgm_mgmt_secret".into()),
+            api_key_source: Some(Source::Flag),
+        };
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+}
