@@ -31,6 +31,9 @@ pub enum StoreError {
     Migration(String),
     #[error("unsupported database URL: {0}")]
     UnsupportedUrl(String),
+    /// A pagination cursor that this store did not hand out (the server answers 400).
+    #[error("the page cursor is not valid")]
+    BadCursor,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

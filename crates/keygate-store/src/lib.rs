@@ -7,11 +7,47 @@
 //! transition to an [`ApiKey`] (pure code in `keygate-core`) and the store persists it only if
 //! nobody changed the key in between.
 
+mod codec;
+mod database_url;
 mod error;
+mod postgres;
+mod sql;
+mod sqlite;
 mod types;
 
 pub use error::{ConflictKind, StoreError, StoreResult};
 pub use types::*;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use database_url::DatabaseUrl;
+use sqlite::SqliteTarget;
+
+/// Opens the store a database URL names and brings its schema up to date.
+///
+/// `sqlite://path`, `sqlite:path` or a bare path ending in `.db` (`.sqlite`, `.sqlite3`) open
+/// or create an SQLite file (and its directory); `sqlite::memory:` a throwaway in-memory
+/// database; `postgres://…` or `postgresql://…` PostgreSQL. Anything else is
+/// [`StoreError::UnsupportedUrl`]. Migrations run on every connect and are a no-op when
+/// already applied.
+pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    sqlx::any::install_default_drivers();
+    let store = match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Sqlite(target) => sqlite::open(&target).await?,
+        DatabaseUrl::Postgres(url) => postgres::open(&url).await?,
+    };
+    Ok(Arc::new(store))
+}
+
+/// The file an SQLite URL names, so the server can keep its secret file beside it; `None` for
+/// PostgreSQL, in-memory and unsupported URLs.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    match DatabaseUrl::parse(url).ok()? {
+        DatabaseUrl::Sqlite(SqliteTarget::File(path)) => Some(path),
+        _ => None,
+    }
+}
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

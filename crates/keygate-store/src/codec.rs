@@ -1,0 +1,405 @@
+//! How domain values become portable columns and back, for both backends at once.
+//!
+//! Every column is one of four types that sqlx's `Any` driver reads the same way from SQLite
+//! and PostgreSQL: TEXT, BIGINT, BLOB/BYTEA, or NULL. Timestamps are unix milliseconds,
+//! booleans 0/1, structured values JSON text. A value that does not decode is
+//! [`StoreError::Corrupt`]: it was written by something other than this code.
+
+use chrono::{DateTime, Utc};
+use keygate_core::model::{ApiKey, KeyStatus, Member, Project, Role, Scope, Workspace};
+use keygate_core::{EnvTag, KeyHash, KeyPrefix, Micros};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Any, Row};
+
+use crate::{AuditEntry, StoreError, StoreResult};
+
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn opt_millis(at: Option<DateTime<Utc>>) -> Option<i64> {
+    at.map(millis)
+}
+
+fn time(column: &str, ms: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::Corrupt(format!("{column} is not a valid timestamp")))
+}
+
+fn opt_time(column: &str, ms: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
+    ms.map(|ms| time(column, ms)).transpose()
+}
+
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Database(format!("could not encode a value as JSON: {e}")))
+}
+
+fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
+    // The serde error says where the JSON broke, never what it held.
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("{column} is not valid: {e}")))
+}
+
+fn get<T>(row: &AnyRow, column: &str) -> StoreResult<T>
+where
+    T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get(column)
+        .map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+fn get_json<T: DeserializeOwned>(row: &AnyRow, column: &str) -> StoreResult<T> {
+    from_json(column, &get::<String>(row, column)?)
+}
+
+fn get_time(row: &AnyRow, column: &str) -> StoreResult<DateTime<Utc>> {
+    time(column, get(row, column)?)
+}
+
+fn get_opt_time(row: &AnyRow, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    opt_time(column, get(row, column)?)
+}
+
+fn get_bool(row: &AnyRow, column: &str) -> StoreResult<bool> {
+    Ok(get::<i64>(row, column)? != 0)
+}
+
+pub(crate) fn bool_int(value: bool) -> i64 {
+    i64::from(value)
+}
+
+pub(crate) fn hash_bytes(hash: &KeyHash) -> Vec<u8> {
+    hash.as_bytes().to_vec()
+}
+
+// --- workspaces ---------------------------------------------------------------------------
+
+pub(crate) const WORKSPACE_COLUMNS: &str = "id, name, key_prefix, single_active_key, \
+    default_rate_limits, rate_limit_policies, credit_balance, created_at";
+
+pub(crate) fn workspace_from_row(row: &AnyRow) -> StoreResult<Workspace> {
+    let prefix: String = get(row, "key_prefix")?;
+    Ok(Workspace {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        key_prefix: KeyPrefix::parse(&prefix)
+            .map_err(|e| StoreError::Corrupt(format!("key_prefix: {e}")))?,
+        single_active_key: get_bool(row, "single_active_key")?,
+        default_rate_limits: get_json(row, "default_rate_limits")?,
+        rate_limit_policies: get_json(row, "rate_limit_policies")?,
+        credit_balance: get::<Option<i64>>(row, "credit_balance")?.map(Micros),
+        created_at: get_time(row, "created_at")?,
+    })
+}
+
+// --- members and projects -----------------------------------------------------------------
+
+pub(crate) const MEMBER_COLUMNS: &str = "id, workspace_id, name, role, token_display, created_at";
+
+pub(crate) fn member_from_row(row: &AnyRow) -> StoreResult<Member> {
+    let role: String = get(row, "role")?;
+    Ok(Member {
+        id: get(row, "id")?,
+        workspace_id: get(row, "workspace_id")?,
+        name: get(row, "name")?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown member role {role:?}")))?,
+        token_display: get(row, "token_display")?,
+        created_at: get_time(row, "created_at")?,
+    })
+}
+
+pub(crate) const PROJECT_COLUMNS: &str = "id, workspace_id, name, created_at";
+
+pub(crate) fn project_from_row(row: &AnyRow) -> StoreResult<Project> {
+    Ok(Project {
+        id: get(row, "id")?,
+        workspace_id: get(row, "workspace_id")?,
+        name: get(row, "name")?,
+        created_at: get_time(row, "created_at")?,
+    })
+}
+
+// --- keys ---------------------------------------------------------------------------------
+
+/// Qualified with `k.` because the verification lookup joins `key_secrets`.
+pub(crate) const KEY_COLUMNS: &str = "k.id, k.workspace_id, k.name, k.description, \
+    k.environment, k.scope, k.permissions, k.expires_at, k.status, k.metadata, k.limits, \
+    k.routing_rule_id, k.display, k.legacy, k.created_by, k.created_at, k.updated_at, \
+    k.last_used_at, k.version";
+
+/// The mutable columns of a key, encoded once for INSERT and UPDATE alike.
+pub(crate) struct KeyColumns {
+    pub name: String,
+    pub name_lower: String,
+    pub description: Option<String>,
+    pub environment: String,
+    pub scope_all: i64,
+    pub scope: String,
+    pub permissions: String,
+    pub expires_at: Option<i64>,
+    pub status: &'static str,
+    pub metadata: String,
+    pub limits: String,
+    pub routing_rule_id: Option<String>,
+    pub display: String,
+    pub legacy: i64,
+    pub updated_at: i64,
+    pub active_slot: Option<String>,
+}
+
+impl KeyColumns {
+    pub(crate) fn encode(key: &ApiKey, single_active: bool) -> StoreResult<Self> {
+        let active = key.status == KeyStatus::Active;
+        Ok(Self {
+            name: key.name.clone(),
+            name_lower: key.name.to_lowercase(),
+            description: key.description.clone(),
+            environment: key.environment.as_str().to_owned(),
+            scope_all: bool_int(key.scope == Scope::All),
+            scope: to_json(&key.scope)?,
+            permissions: to_json(&key.permissions)?,
+            expires_at: opt_millis(key.expires_at),
+            status: key.status.as_str(),
+            metadata: to_json(&key.metadata)?,
+            limits: to_json(&key.limits)?,
+            routing_rule_id: key.routing_rule_id.clone(),
+            display: key.display.clone(),
+            legacy: bool_int(key.legacy),
+            updated_at: millis(key.updated_at),
+            active_slot: (single_active && active).then(|| key.environment.as_str().to_owned()),
+        })
+    }
+}
+
+/// The projects a key's scope lists (none for "all"), for the `key_scopes` table.
+pub(crate) fn scoped_projects(scope: &Scope) -> Vec<&str> {
+    match scope {
+        Scope::All => Vec::new(),
+        Scope::Projects(ids) => {
+            let mut ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        }
+    }
+}
+
+pub(crate) fn key_from_row(row: &AnyRow) -> StoreResult<ApiKey> {
+    let environment: String = get(row, "environment")?;
+    let status: String = get(row, "status")?;
+    Ok(ApiKey {
+        id: get(row, "id")?,
+        workspace_id: get(row, "workspace_id")?,
+        name: get(row, "name")?,
+        description: get(row, "description")?,
+        environment: EnvTag::parse(&environment)
+            .map_err(|e| StoreError::Corrupt(format!("environment: {e}")))?,
+        scope: get_json(row, "scope")?,
+        permissions: get_json(row, "permissions")?,
+        expires_at: get_opt_time(row, "expires_at")?,
+        status: KeyStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown key status {status:?}")))?,
+        metadata: get_json(row, "metadata")?,
+        limits: get_json(row, "limits")?,
+        routing_rule_id: get(row, "routing_rule_id")?,
+        display: get(row, "display")?,
+        legacy: get_bool(row, "legacy")?,
+        created_by: get(row, "created_by")?,
+        created_at: get_time(row, "created_at")?,
+        updated_at: get_time(row, "updated_at")?,
+        last_used_at: get_opt_time(row, "last_used_at")?,
+        version: get(row, "version")?,
+    })
+}
+
+pub(crate) fn secret_expiry_from_row(row: &AnyRow) -> StoreResult<Option<DateTime<Utc>>> {
+    get_opt_time(row, "secret_expires_at")
+}
+
+// --- audit --------------------------------------------------------------------------------
+
+pub(crate) const AUDIT_COLUMNS: &str = "id, workspace_id, actor, action, target_type, \
+    target_id, changes, source_ip, user_agent, request_id, at";
+
+pub(crate) fn audit_from_row(row: &AnyRow) -> StoreResult<AuditEntry> {
+    Ok(AuditEntry {
+        id: get(row, "id")?,
+        workspace_id: get(row, "workspace_id")?,
+        actor: get(row, "actor")?,
+        action: get(row, "action")?,
+        target_type: get(row, "target_type")?,
+        target_id: get(row, "target_id")?,
+        changes: get_json(row, "changes")?,
+        source_ip: get(row, "source_ip")?,
+        user_agent: get(row, "user_agent")?,
+        request_id: get(row, "request_id")?,
+        at: get_time(row, "at")?,
+    })
+}
+
+// --- pagination ---------------------------------------------------------------------------
+
+/// A keyset position: the sort columns of the last row of a page, as `<millis>.<id>`.
+/// Keyset rather than OFFSET so a page stays correct while keys are created in between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub at: i64,
+    pub id: String,
+}
+
+impl Cursor {
+    pub(crate) fn encode(&self) -> String {
+        format!("{}.{}", self.at, self.id)
+    }
+
+    pub(crate) fn parse(text: &str) -> StoreResult<Self> {
+        let (at, id) = text.split_once('.').ok_or(StoreError::BadCursor)?;
+        let at = at.parse().map_err(|_| StoreError::BadCursor)?;
+        if id.is_empty() {
+            return Err(StoreError::BadCursor);
+        }
+        Ok(Self {
+            at,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// Page sizes the store serves: at least one row, at most 500.
+pub(crate) fn clamp_limit(limit: u32) -> i64 {
+    i64::from(limit.clamp(1, 500))
+}
+
+/// Turns `limit + 1` fetched rows into a page: the extra row only says there is a next one.
+pub(crate) fn into_page<T>(
+    mut items: Vec<T>,
+    limit: i64,
+    cursor_of: impl Fn(&T) -> Cursor,
+) -> crate::Page<T> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|last| cursor_of(last).encode())
+    } else {
+        None
+    };
+    crate::Page { items, next_cursor }
+}
+
+/// A LIKE pattern matching `text` anywhere, with its own wildcards escaped (`ESCAPE '\'`).
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+// --- dynamic queries ----------------------------------------------------------------------
+
+/// A bound value of a query assembled at run time.
+pub(crate) enum Value {
+    Text(String),
+    Int(i64),
+}
+
+/// SQL assembled from optional filters, numbering `$N` placeholders as it goes (sqlx's own
+/// `QueryBuilder` writes `?` for `Any`, which PostgreSQL rejects). Values are always bound,
+/// never formatted into the text.
+pub(crate) struct DynamicQuery {
+    sql: String,
+    values: Vec<Value>,
+}
+
+impl DynamicQuery {
+    pub(crate) fn new(sql: &str) -> Self {
+        Self {
+            sql: sql.to_owned(),
+            values: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    pub(crate) fn bind(&mut self, value: Value) -> &mut Self {
+        self.values.push(value);
+        self.sql.push('$');
+        self.sql.push_str(&self.values.len().to_string());
+        self
+    }
+
+    pub(crate) fn text(&mut self, value: &str) -> &mut Self {
+        self.bind(Value::Text(value.to_owned()))
+    }
+
+    pub(crate) fn int(&mut self, value: i64) -> &mut Self {
+        self.bind(Value::Int(value))
+    }
+
+    /// Keyset condition for `ORDER BY <at> DESC, <id> DESC`: rows strictly after the cursor.
+    pub(crate) fn after(&mut self, at_column: &str, id_column: &str, cursor: &Cursor) -> &mut Self {
+        self.push(&format!(" AND ({at_column} < "))
+            .int(cursor.at)
+            .push(&format!(" OR ({at_column} = "))
+            .int(cursor.at)
+            .push(&format!(" AND {id_column} < "))
+            .text(&cursor.id)
+            .push("))")
+    }
+
+    pub(crate) fn query(&self) -> sqlx::query::Query<'_, Any, AnyArguments<'_>> {
+        let mut query = sqlx::query(&self.sql);
+        for value in &self.values {
+            query = match value {
+                Value::Text(text) => query.bind(text.as_str()),
+                Value::Int(int) => query.bind(*int),
+            };
+        }
+        query
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let cursor = Cursor {
+            at: 1_700_000_000_123,
+            id: "key_abc".into(),
+        };
+        assert_eq!(Cursor::parse(&cursor.encode()).expect("parse"), cursor);
+        for bad in ["", "abc", "12", "12.", "x.key_1", ".key_1"] {
+            assert!(
+                matches!(Cursor::parse(bad), Err(StoreError::BadCursor)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards_and_fold_case() {
+        assert_eq!(contains_pattern("Prod_100%"), "%prod\\_100\\%%");
+        assert_eq!(contains_pattern("a\\b"), "%a\\\\b%");
+    }
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        let mut q = DynamicQuery::new("SELECT 1 WHERE a = ");
+        q.text("x").push(" AND b = ").int(2);
+        assert_eq!(q.sql, "SELECT 1 WHERE a = $1 AND b = $2");
+    }
+}

@@ -1,0 +1,43 @@
+//! The store conformance suite: one set of scenarios, run against SQLite always and against
+//! PostgreSQL when `KEYGATE_TEST_DATABASE_URL` names a server (each test in a database of its
+//! own, dropped when the test passes, so runs can repeat and overlap).
+//!
+//! Each scenario is an `async fn(&TestDb)`; `conformance!` turns a module's list of them into
+//! `sqlite::<name>` and `postgres::<name>` tests. All in one binary so they build once.
+
+/// Declares a `#[tokio::test]` per backend for each listed scenario of the calling module.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = crate::harness::TestDb::sqlite().await;
+                    super::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(db) = crate::harness::TestDb::postgres().await else {
+                        return;
+                    };
+                    super::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+mod audit;
+mod fixtures;
+mod harness;
+mod idempotency;
+mod keys;
+mod persistence;
+mod secrets;
+mod workspaces;
