@@ -349,14 +349,13 @@ impl DynamicQuery {
     }
 
     /// Keyset condition for `ORDER BY <at> DESC, <id> DESC`: rows strictly after the cursor.
+    /// A row-value comparison (both dialects have it) lets PostgreSQL seek the page index.
     pub(crate) fn after(&mut self, at_column: &str, id_column: &str, cursor: &Cursor) -> &mut Self {
-        self.push(&format!(" AND ({at_column} < "))
+        self.push(&format!(" AND ({at_column}, {id_column}) < ("))
             .int(cursor.at)
-            .push(&format!(" OR ({at_column} = "))
-            .int(cursor.at)
-            .push(&format!(" AND {id_column} < "))
+            .push(", ")
             .text(&cursor.id)
-            .push("))")
+            .push(")")
     }
 
     pub(crate) fn query(&self) -> sqlx::query::Query<'_, Any, AnyArguments<'_>> {

@@ -106,3 +106,41 @@ fn pool_options(max_connections: u32) -> AnyPoolOptions {
             })
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings the module docs promise, on the writer and on a reader.
+    #[tokio::test]
+    async fn connections_use_wal_normal_sync_foreign_keys_and_a_busy_timeout() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().expect("dir");
+        let store = open(&SqliteTarget::File(dir.path().join("k.db")))
+            .await
+            .expect("open");
+        for pool in [&store.write, &store.read] {
+            let mut conn = pool.acquire().await.expect("connection");
+            let mut settings = Vec::new();
+            for name in [
+                "journal_mode",
+                "synchronous",
+                "foreign_keys",
+                "busy_timeout",
+            ] {
+                let row = sqlx::query(&format!("PRAGMA {name}"))
+                    .fetch_one(&mut *conn)
+                    .await
+                    .expect(name);
+                // journal_mode answers text, the others numbers.
+                let value = row
+                    .try_get::<String, _>(0)
+                    .or_else(|_| row.try_get::<i64, _>(0).map(|n| n.to_string()))
+                    .expect(name);
+                settings.push(value);
+            }
+            // synchronous 1 is NORMAL.
+            assert_eq!(settings, ["wal", "1", "1", "5000"]);
+        }
+    }
+}
