@@ -1,1 +1,136 @@
-//! placeholder
+//! Keygate's HTTP server: the management API under `/v1`, verify mode, and (later) the
+//! gateway, over the store and limiter crates.
+//!
+//! A request enters through `routes::router` (request id → panic guard → body limit →
+//! idempotency → handler). Whether a key may make a request is decided in one place,
+//! [`pipeline::verify`]; management handlers live in `routes/`, one file per resource.
+//! The binary builds [`ServerSettings`], calls [`prepare`] and then [`serve`].
+
+pub mod audit;
+pub mod auth;
+pub mod bootstrap;
+pub mod cache;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod last_used;
+pub mod metrics;
+pub mod pipeline;
+pub mod request_id;
+pub mod routes;
+pub mod secret;
+pub mod settings;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use keygate_core::{Clock, KeyPrefix, SystemClock};
+use keygate_limits::{Limiter, MemoryLimiter, RedisLimiter};
+use tokio::net::TcpListener;
+
+pub use bootstrap::Bootstrapped;
+pub use routes::router;
+pub use settings::ServerSettings;
+pub use state::{AppState, StateParts};
+
+/// Connects the store and limiter, loads the secret, and bootstraps a first workspace when the
+/// store is empty (the owner's token is in the returned [`Bootstrapped`], to be shown once).
+pub async fn prepare(
+    settings: &ServerSettings,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(AppState, Option<Bootstrapped>)> {
+    let store = keygate_store::connect(&settings.database_url)
+        .await
+        .context("opening the database")?;
+    let secret = secret::load_or_create(settings.secret_hex.as_deref(), &settings.secret_file)?;
+    let limiter: Arc<dyn Limiter> = match &settings.redis_url {
+        Some(url) => {
+            // Lazy: a node may start while Redis is down; until Redis answers, requests that
+            // need a limit decision get 503 limiter_unavailable (fail closed).
+            let limiter = RedisLimiter::lazy(url, "live", clock.clone())
+                .context("the Redis URL is not valid")?;
+            if let Err(e) = limiter
+                .status(&keygate_limits::Admission::new(
+                    keygate_limits::Subject::new("-", "-"),
+                ))
+                .await
+            {
+                tracing::warn!(error = %e, "Redis is not reachable yet; limited requests will be refused until it is");
+            }
+            Arc::new(limiter)
+        }
+        None => Arc::new(MemoryLimiter::new(clock.clone())),
+    };
+    let bootstrapped = if store.workspace_count().await? == 0 {
+        Some(
+            bootstrap::create_workspace(
+                store.as_ref(),
+                &secret,
+                clock.as_ref(),
+                "default",
+                default_prefix(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let state = AppState::new(StateParts {
+        store,
+        limiter,
+        secret,
+        clock,
+        key_cache_ttl: settings.key_cache_ttl,
+        max_body_bytes: settings.max_body_bytes,
+    });
+    Ok((state, bootstrapped))
+}
+
+/// `kg`, the prefix of the first workspace's keys.
+pub fn default_prefix() -> KeyPrefix {
+    KeyPrefix::parse("kg").unwrap_or_else(|_| unreachable!())
+}
+
+/// A clock for production.
+pub fn system_clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+/// Serves until `shutdown` completes, then finishes in-flight requests and flushes what is
+/// buffered (last-used times) before returning.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let flusher = state.last_used.spawn_flusher(Duration::from_secs(1));
+    let purger = spawn_idempotency_purger(state.clone());
+    let app = router(state.clone());
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    flusher.abort();
+    purger.abort();
+    state.last_used.flush().await;
+    result.context("serving HTTP")
+}
+
+fn spawn_idempotency_purger(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let before = state.clock.now() - chrono::Duration::hours(idempotency::RETENTION_HOURS);
+            if let Err(e) = state.store.purge_idempotency(before).await {
+                tracing::warn!(error = %e, "could not purge old idempotency records");
+            }
+        }
+    })
+}

@@ -1,0 +1,102 @@
+//! Who is calling the management API: the [`Caller`] extractor turns a Bearer management token
+//! into a member and their workspace, and the role checks live beside it.
+//!
+//! Management tokens use the key format with the fixed prefix `kgm` (`kgm_mgmt_…`), so a
+//! mistyped token is refused by its checksum before any lookup, and secret scanners can tell a
+//! management token from a customer's key.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use keygate_core::model::{Member, Role, Workspace};
+use keygate_core::{EnvTag, KeyPrefix, ParsedKey, PlainKey};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Never change: issued tokens start with it.
+pub const TOKEN_PREFIX: &str = "kgm";
+const TOKEN_ENV: &str = "mgmt";
+
+/// A new management token.
+pub fn generate_token() -> PlainKey {
+    let prefix = KeyPrefix::parse(TOKEN_PREFIX).unwrap_or_else(|_| unreachable!());
+    let env = EnvTag::parse(TOKEN_ENV).unwrap_or_else(|_| unreachable!());
+    PlainKey::generate(&prefix, &env)
+}
+
+/// The authenticated member and their workspace.
+#[derive(Clone)]
+pub struct Caller {
+    pub member: Arc<Member>,
+    pub workspace: Arc<Workspace>,
+}
+
+impl Caller {
+    /// Owners and editors change keys and projects.
+    pub fn require_writer(&self, action: &'static str) -> Result<(), ApiError> {
+        if self.member.role.can_write_keys() {
+            Ok(())
+        } else {
+            Err(ApiError::RoleForbidden {
+                role: self.member.role.as_str(),
+                action,
+            })
+        }
+    }
+
+    /// Only owners manage members.
+    pub fn require_owner(&self, action: &'static str) -> Result<(), ApiError> {
+        if self.member.role == Role::Owner {
+            Ok(())
+        } else {
+            Err(ApiError::RoleForbidden {
+                role: self.member.role.as_str(),
+                action,
+            })
+        }
+    }
+}
+
+/// The Bearer token of a request, if any.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        let token = bearer(parts).ok_or(ApiError::Unauthenticated(
+            "Send a management token as `Authorization: Bearer <token>` (created by `keygate bootstrap` or by an owner).",
+        ))?;
+        match ParsedKey::parse(token) {
+            Ok(ParsedKey::Native { prefix, .. }) if prefix == TOKEN_PREFIX => {}
+            _ => {
+                return Err(ApiError::Unauthenticated(
+                    "The management token is malformed. Management tokens start with `kgm_`; customer API keys cannot manage keys.",
+                ))
+            }
+        }
+        let hash = state.secret.hash_key(&PlainKey::from_untrusted(token));
+        let store = &state.store;
+        let member = state
+            .members
+            .get_or_load(&hash, || async move { store.member_by_token(&hash).await })
+            .await?
+            .ok_or(ApiError::Unauthenticated(
+                "The management token is not valid: it was deleted or never existed.",
+            ))?;
+        let workspace = state.workspace(&member.workspace_id).await?;
+        let caller = Caller { member, workspace };
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}

@@ -1,0 +1,227 @@
+//! The HTTP boundary's one error type, mapped to status + stable code + message exactly once.
+//!
+//! Handlers return `Result<_, ApiError>`. `into_response` does not render the body itself: it
+//! attaches an [`ErrorBody`] extension, and the request-id middleware renders
+//! `{"error":{"code","message","request_id"}}` with the id of this request. That way every
+//! error — ours, axum's rejections, the 404 fallback, even a caught panic — has one shape and
+//! always carries the right request id. A 5xx says nothing internal; its cause is logged.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use keygate_core::Denial;
+use keygate_limits::LimiterError;
+use keygate_store::{ConflictKind, StoreError};
+
+/// What a client is told, before the request id is added.
+#[derive(Debug, Clone)]
+pub struct ErrorBody {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The management token is missing, malformed or unknown.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    /// The member's role does not allow this.
+    #[error("role {role} cannot {action}")]
+    RoleForbidden {
+        role: &'static str,
+        action: &'static str,
+    },
+    /// A key was refused (gateway mode answers with this directly).
+    #[error("denied: {0:?}")]
+    Denied(Denial, Option<u64>),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("no route")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request is well-formed JSON but a value is not acceptable.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("bad JSON: {0}")]
+    BadJson(String),
+    #[error("body too large")]
+    TooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("conflict: {message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("idempotency: {0}")]
+    Idempotency(&'static str, &'static str),
+    /// The limiter cannot be reached: fail closed.
+    #[error("limiter unavailable: {0}")]
+    LimiterUnavailable(String),
+    /// Anything that is our fault. The text is logged, never shown.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::Invalid(message.into())
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        ApiError::Internal(cause.to_string())
+    }
+
+    fn status_and_body(&self) -> (StatusCode, ErrorBody) {
+        use ApiError::*;
+        let (status, code, message): (u16, &'static str, String) = match self {
+            Unauthenticated(why) => (401, "unauthenticated", (*why).to_string()),
+            RoleForbidden { role, action } => (
+                403,
+                "insufficient_role",
+                format!("A member with the {role} role cannot {action}. Ask an owner."),
+            ),
+            Denied(denial, _) => (denial.status(), denial.code(), denial.message().to_string()),
+            NotFound(what) => (
+                404,
+                "not_found",
+                format!("No {what} with that id exists in this workspace."),
+            ),
+            NoRoute => (
+                404,
+                "not_found",
+                "No such endpoint. See /openapi.json for the API.".to_string(),
+            ),
+            MethodNotAllowed => (
+                405,
+                "method_not_allowed",
+                "This endpoint does not accept that HTTP method.".to_string(),
+            ),
+            Invalid(message) => (400, "invalid_request", message.clone()),
+            BadJson(message) => (400, "invalid_json", message.clone()),
+            TooLarge => (
+                413,
+                "payload_too_large",
+                "The request body is too large (the limit is 1 MiB).".to_string(),
+            ),
+            UnsupportedMediaType => (
+                415,
+                "unsupported_media_type",
+                "Send the body as JSON with `Content-Type: application/json`.".to_string(),
+            ),
+            Conflict { code, message } => (409, code, message.clone()),
+            Idempotency(code, message) => (
+                if *code == "idempotency_key_in_use" {
+                    409
+                } else {
+                    422
+                },
+                code,
+                (*message).to_string(),
+            ),
+            LimiterUnavailable(_) => (
+                503,
+                Denial::LimiterUnavailable.code(),
+                Denial::LimiterUnavailable.message().to_string(),
+            ),
+            Internal(_) => (
+                500,
+                "internal_error",
+                "Something went wrong on our side. Retry, and quote the request id if it persists."
+                    .to_string(),
+            ),
+        };
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, ErrorBody { code, message })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.status_and_body();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut response = status.into_response();
+        if let ApiError::Denied(_, Some(retry_after)) = &self {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(*retry_after));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+        }
+        response.extensions_mut().insert(body);
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => ApiError::NotFound("record"),
+            StoreError::Conflict(ConflictKind::Name) => ApiError::Conflict {
+                code: "name_taken",
+                message: "That name is already used in this workspace. Pick another name."
+                    .into(),
+            },
+            StoreError::Conflict(ConflictKind::ActiveKey) => ApiError::Conflict {
+                code: "active_key_exists",
+                message: "This workspace allows one active key per environment and one is active. Rotate it, or disable or revoke it first.".into(),
+            },
+            StoreError::Conflict(ConflictKind::LastOwner) => ApiError::Conflict {
+                code: "last_owner",
+                message: "This is the workspace's last owner. Add another owner first.".into(),
+            },
+            StoreError::Conflict(ConflictKind::Id) => ApiError::Conflict {
+                code: "already_exists",
+                message: "A record with that id already exists.".into(),
+            },
+            StoreError::VersionConflict => ApiError::Conflict {
+                code: "concurrent_change",
+                message: "The record was changed by another request at the same time. Read it again and retry.".into(),
+            },
+            StoreError::BadCursor => ApiError::invalid(
+                "The pagination cursor is not valid. Use the next_cursor of a previous page.",
+            ),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<LimiterError> for ApiError {
+    fn from(error: LimiterError) -> Self {
+        ApiError::LimiterUnavailable(error.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            JsonRejection::BytesRejection(_) => ApiError::TooLarge,
+            JsonRejection::JsonDataError(e) => ApiError::BadJson(format!(
+                "The JSON has a wrong or missing field: {}",
+                e.body_text().trim_start_matches(
+                    "Failed to deserialize the JSON body into the target type: "
+                )
+            )),
+            JsonRejection::JsonSyntaxError(_) => ApiError::BadJson(
+                "The body is not valid JSON. Check quotes, commas and brackets.".into(),
+            ),
+            other => ApiError::BadJson(other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::invalid(format!("Bad query string: {}", rejection.body_text()))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(_: PathRejection) -> Self {
+        ApiError::NoRoute
+    }
+}

@@ -1,0 +1,25 @@
+//! Liveness and metrics.
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::Json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// 200 when the store answers; load balancers poll this.
+pub async fn healthz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    state.store.ping().await?;
+    Ok(Json(
+        serde_json::json!({"status": "ok", "store": state.store.backend()}),
+    ))
+}
+
+/// Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

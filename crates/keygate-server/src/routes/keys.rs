@@ -1,0 +1,715 @@
+//! `/v1/keys`: the key lifecycle. Each handler checks the role, applies a transition from
+//! `keygate-core` to the stored key and saves it with its audit row; the cache is told after
+//! the commit so the next verification sees the change.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use keygate_core::expiry::{parse_duration, resolve_expiry};
+use keygate_core::hash::parse_sha256_hex;
+use keygate_core::key::ParsedKey;
+use keygate_core::limits::KeyLimits;
+use keygate_core::model::{ApiKey, KeyStatus, Scope};
+use keygate_core::{ids, EnvTag, PlainKey};
+use keygate_store::{KeyFilter, Page, PageRequest, SecretChange, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::audit::{self, Origin};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{nullable, ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+
+const SHOWN_ONCE: &str = "Store this secret now: it is shown once and cannot be retrieved again.";
+const MAX_ROTATION_GRACE_DAYS: i64 = 30;
+
+/// A key with its secret, as returned once by create, regenerate and rotate.
+#[derive(Serialize)]
+pub struct IssuedKey {
+    pub secret: String,
+    pub warning: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_secret_expires_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub key: ApiKey,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    name: String,
+    description: Option<String>,
+    environment: Option<EnvTag>,
+    scope: Option<Scope>,
+    #[serde(default)]
+    permissions: Vec<String>,
+    expires_in: Option<String>,
+    expires_at: Option<String>,
+    #[serde(default)]
+    metadata: Map<String, Value>,
+    #[serde(default)]
+    limits: KeyLimits,
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    ApiJson(body): ApiJson<CreateKey>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_writer("create keys")?;
+    let now = state.clock.now();
+    let environment = body.environment.unwrap_or_else(EnvTag::live);
+    let secret = PlainKey::generate(&caller.workspace.key_prefix, &environment);
+    let key = ApiKey {
+        id: ids::new_id("key"),
+        workspace_id: caller.workspace.id.clone(),
+        name: valid_name(&body.name)?,
+        description: valid_description(body.description)?,
+        environment,
+        scope: valid_scope(&state, &caller, body.scope.unwrap_or(Scope::All)).await?,
+        permissions: valid_permissions(body.permissions)?,
+        expires_at: resolve_expiry(body.expires_in.as_deref(), body.expires_at.as_deref(), now)
+            .map_err(|e| ApiError::invalid(e.to_string()))?,
+        status: KeyStatus::Active,
+        metadata: valid_metadata(body.metadata)?,
+        limits: valid_limits(body.limits)?,
+        routing_rule_id: None,
+        display: secret.display(),
+        legacy: false,
+        created_by: caller.member.id.clone(),
+        created_at: now,
+        updated_at: now,
+        last_used_at: None,
+        version: 1,
+    };
+    let hash = state.secret.hash_key(&secret);
+    let entry = audit::entry(
+        &caller,
+        &origin,
+        "key.create",
+        "key",
+        &key.id,
+        audit::diff(&Value::Null, &to_json(&key)),
+        now,
+    );
+    state
+        .store
+        .create_key(&key, &hash, caller.workspace.single_active_key, &entry)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedKey {
+            secret: secret.expose().to_owned(),
+            warning: SHOWN_ONCE,
+            old_secret_expires_at: None,
+            key,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListKeys {
+    status: Option<String>,
+    environment: Option<String>,
+    project: Option<String>,
+    search: Option<String>,
+    legacy: Option<bool>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn list_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListKeys>,
+) -> Result<Json<Page<ApiKey>>, ApiError> {
+    let status =
+        match query.status.as_deref() {
+            None => None,
+            Some(s) => Some(KeyStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid("status must be one of active, disabled, revoked")
+            })?),
+        };
+    let filter = KeyFilter {
+        status,
+        environment: query.environment,
+        project: query.project,
+        search: query.search,
+        legacy: query.legacy,
+    };
+    let page = page_request(query.limit, query.cursor)?;
+    Ok(Json(
+        state
+            .store
+            .list_keys(&caller.workspace.id, &filter, &page)
+            .await?,
+    ))
+}
+
+/// Validates pagination parameters shared by every list endpoint.
+pub fn page_request(limit: Option<u32>, cursor: Option<String>) -> Result<PageRequest, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 500"));
+    }
+    Ok(PageRequest {
+        after: cursor,
+        limit,
+    })
+}
+
+pub async fn get_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ApiKey>, ApiError> {
+    Ok(Json(load_key(&state, &caller, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKey {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+    scope: Option<Scope>,
+    permissions: Option<Vec<String>>,
+    expires_in: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    expires_at: Option<Option<String>>,
+    metadata: Option<Map<String, Value>>,
+    limits: Option<KeyLimits>,
+}
+
+pub async fn update_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateKey>,
+) -> Result<Json<ApiKey>, ApiError> {
+    caller.require_writer("change keys")?;
+    let now = state.clock.now();
+    let name = body.name.as_deref().map(valid_name).transpose()?;
+    let description = match body.description {
+        Some(d) => Some(valid_description(d)?),
+        None => None,
+    };
+    let scope = match body.scope {
+        Some(scope) => Some(valid_scope(&state, &caller, scope).await?),
+        None => None,
+    };
+    let permissions = body.permissions.map(valid_permissions).transpose()?;
+    let expires_at = match (body.expires_in.as_deref(), body.expires_at) {
+        (None, None) => None,
+        (_, Some(None)) => Some(None),
+        (expires_in, Some(Some(at))) => Some(
+            resolve_expiry(expires_in, Some(&at), now)
+                .map_err(|e| ApiError::invalid(e.to_string()))?,
+        ),
+        (Some(expires_in), None) => Some(
+            resolve_expiry(Some(expires_in), None, now)
+                .map_err(|e| ApiError::invalid(e.to_string()))?,
+        ),
+    };
+    let metadata = body.metadata.map(valid_metadata).transpose()?;
+    let limits = body.limits.map(valid_limits).transpose()?;
+    let saved = change_key(&state, &caller, &origin, &id, "key.update", SecretChange::None, |key| {
+        if key.legacy && limits.as_ref().is_some_and(|l| !l.is_empty()) {
+            return Err(ApiError::invalid(
+                "Imported legacy keys carry no limits. Create a new key with limits and retire the legacy one.",
+            ));
+        }
+        if let Some(name) = &name {
+            key.name = name.clone();
+        }
+        if let Some(description) = &description {
+            key.description = description.clone();
+        }
+        if let Some(scope) = &scope {
+            key.scope = scope.clone();
+        }
+        if let Some(permissions) = &permissions {
+            key.permissions = permissions.clone();
+        }
+        if let Some(expires_at) = expires_at {
+            key.expires_at = expires_at;
+        }
+        if let Some(metadata) = &metadata {
+            key.metadata = metadata.clone();
+        }
+        if let Some(limits) = &limits {
+            key.limits = limits.clone();
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(Json(saved))
+}
+
+pub async fn disable_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ApiKey>, ApiError> {
+    set_enabled(state, caller, origin, id, false).await
+}
+
+pub async fn enable_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ApiKey>, ApiError> {
+    set_enabled(state, caller, origin, id, true).await
+}
+
+async fn set_enabled(
+    state: AppState,
+    caller: Caller,
+    origin: Origin,
+    id: String,
+    enabled: bool,
+) -> Result<Json<ApiKey>, ApiError> {
+    caller.require_writer(if enabled {
+        "enable keys"
+    } else {
+        "disable keys"
+    })?;
+    let action = if enabled { "key.enable" } else { "key.disable" };
+    let saved = change_key(
+        &state,
+        &caller,
+        &origin,
+        &id,
+        action,
+        SecretChange::None,
+        |key| key.set_enabled(enabled).map_err(revoked_conflict),
+    )
+    .await?;
+    Ok(Json(saved))
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ApiKey>, ApiError> {
+    caller.require_writer("revoke keys")?;
+    let saved = change_key(
+        &state,
+        &caller,
+        &origin,
+        &id,
+        "key.revoke",
+        SecretChange::None,
+        |key| {
+            key.revoke();
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(Json(saved))
+}
+
+pub async fn regenerate_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_writer("regenerate keys")?;
+    let current = load_key(&state, &caller, &id).await?;
+    refuse_legacy(&current, "regenerated")?;
+    let secret = PlainKey::generate(&caller.workspace.key_prefix, &current.environment);
+    let change = SecretChange::Replace(state.secret.hash_key(&secret));
+    let display = secret.display();
+    let saved = change_key(
+        &state,
+        &caller,
+        &origin,
+        &id,
+        "key.regenerate",
+        change,
+        |key| {
+            key.ensure_not_revoked().map_err(revoked_conflict)?;
+            key.display = display.clone();
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(Json(IssuedKey {
+        secret: secret.expose().to_owned(),
+        warning: SHOWN_ONCE,
+        old_secret_expires_at: None,
+        key: saved,
+    }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// How long the old secret keeps working: "24h", "7d"; default 24h, at most 30 days.
+    grace: Option<String>,
+}
+
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    ApiPath(id): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_writer("rotate keys")?;
+    // The body is optional: an empty one means the default grace period.
+    let body: RotateKey = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateKey::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadJson(format!("rotate body: {e}")))?
+    };
+    let grace = parse_duration(body.grace.as_deref().unwrap_or("24h"))
+        .map_err(|e| ApiError::invalid(format!("grace: {e}")))?;
+    if grace > chrono::Duration::days(MAX_ROTATION_GRACE_DAYS) {
+        return Err(ApiError::invalid(
+            "grace can be at most 30d: an old secret should not outlive a rotation by long",
+        ));
+    }
+    let current = load_key(&state, &caller, &id).await?;
+    refuse_legacy(&current, "rotated")?;
+    let old_until = state.clock.now() + grace;
+    let secret = PlainKey::generate(&caller.workspace.key_prefix, &current.environment);
+    let change = SecretChange::Rotate {
+        new: state.secret.hash_key(&secret),
+        old_until,
+    };
+    let display = secret.display();
+    let saved = change_key(&state, &caller, &origin, &id, "key.rotate", change, |key| {
+        key.ensure_not_revoked().map_err(revoked_conflict)?;
+        key.display = display.clone();
+        Ok(())
+    })
+    .await?;
+    Ok(Json(IssuedKey {
+        secret: secret.expose().to_owned(),
+        warning: SHOWN_ONCE,
+        old_secret_expires_at: Some(old_until),
+        key: saved,
+    }))
+}
+
+pub async fn delete_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_writer("delete keys")?;
+    let current = load_key(&state, &caller, &id).await?;
+    let entry = audit::entry(
+        &caller,
+        &origin,
+        "key.delete",
+        "key",
+        &id,
+        audit::diff(&to_json(&current), &Value::Null),
+        state.clock.now(),
+    );
+    state
+        .store
+        .delete_key(&caller.workspace.id, &id, &entry)
+        .await
+        .map_err(key_not_found)?;
+    state.key_changed(&id).await;
+    if let Err(e) = state.limiter.forget_key(&id).await {
+        tracing::warn!(key_id = %id, error = %e, "could not drop the deleted key's counters");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportKey {
+    name: String,
+    /// The legacy key in plain text…
+    key: Option<String>,
+    /// …or only its SHA-256, in hex.
+    sha256: Option<String>,
+    description: Option<String>,
+    environment: Option<EnvTag>,
+    scope: Option<Scope>,
+    #[serde(default)]
+    permissions: Vec<String>,
+    expires_in: Option<String>,
+    expires_at: Option<String>,
+    #[serde(default)]
+    metadata: Map<String, Value>,
+}
+
+pub async fn import_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    ApiJson(body): ApiJson<ImportKey>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_writer("import keys")?;
+    let now = state.clock.now();
+    let (hash, display) = match (&body.key, &body.sha256) {
+        (Some(plain), None) => {
+            let plain = PlainKey::from_untrusted(plain.as_str());
+            match ParsedKey::parse(plain.expose()) {
+                Ok(ParsedKey::Foreign) => {}
+                Ok(ParsedKey::Native { .. }) => {
+                    return Err(ApiError::invalid(
+                        "That is already a key of this service; it needs no import.",
+                    ))
+                }
+                Err(_) => {
+                    return Err(ApiError::invalid(format!(
+                        "A legacy key must be {} to {} printable characters without spaces, and must not look like one of our keys with a bad checksum.",
+                        keygate_core::key::MIN_LEGACY_LEN,
+                        keygate_core::key::MAX_KEY_LEN
+                    )))
+                }
+            }
+            (state.secret.hash_legacy(&plain), plain.display())
+        }
+        (None, Some(hex)) => {
+            let sha = parse_sha256_hex(hex)
+                .ok_or_else(|| ApiError::invalid("sha256 must be 64 hexadecimal characters"))?;
+            (
+                state.secret.hash_legacy_sha256(&sha),
+                format!("sha256:{}…", &hex.trim()[..8]),
+            )
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "Give exactly one of `key` (the legacy key) or `sha256` (its SHA-256 in hex).",
+            ))
+        }
+    };
+    let key = ApiKey {
+        id: ids::new_id("key"),
+        workspace_id: caller.workspace.id.clone(),
+        name: valid_name(&body.name)?,
+        description: valid_description(body.description)?,
+        environment: body.environment.unwrap_or_else(EnvTag::live),
+        scope: valid_scope(&state, &caller, body.scope.unwrap_or(Scope::All)).await?,
+        permissions: valid_permissions(body.permissions)?,
+        expires_at: resolve_expiry(body.expires_in.as_deref(), body.expires_at.as_deref(), now)
+            .map_err(|e| ApiError::invalid(e.to_string()))?,
+        status: KeyStatus::Active,
+        metadata: valid_metadata(body.metadata)?,
+        limits: KeyLimits::default(),
+        routing_rule_id: None,
+        display,
+        legacy: true,
+        created_by: caller.member.id.clone(),
+        created_at: now,
+        updated_at: now,
+        last_used_at: None,
+        version: 1,
+    };
+    let entry = audit::entry(
+        &caller,
+        &origin,
+        "key.import",
+        "key",
+        &key.id,
+        audit::diff(&Value::Null, &to_json(&key)),
+        now,
+    );
+    state
+        .store
+        .create_key(&key, &hash, caller.workspace.single_active_key, &entry)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(keygate_store::ConflictKind::Id) => ApiError::Conflict {
+                code: "already_imported",
+                message: "That legacy key has already been imported.".into(),
+            },
+            other => other.into(),
+        })?;
+    state.keys.invalidate(&hash).await;
+    state.legacy.invalidate_owner(&caller.workspace.id).await;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// Applies `apply` to the stored key and saves it with its audit row, retrying when another
+/// request saved the same key in between (each retry re-reads, so no change is lost).
+async fn change_key<F>(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    id: &str,
+    action: &str,
+    secrets: SecretChange,
+    apply: F,
+) -> Result<ApiKey, ApiError>
+where
+    F: Fn(&mut ApiKey) -> Result<(), ApiError>,
+{
+    const ATTEMPTS: usize = 3;
+    for attempt in 1..=ATTEMPTS {
+        let current = load_key(state, caller, id).await?;
+        let mut next = current.clone();
+        apply(&mut next)?;
+        let now = state.clock.now();
+        next.updated_at = now;
+        let entry = audit::entry(
+            caller,
+            origin,
+            action,
+            "key",
+            id,
+            audit::diff(&to_json(&current), &to_json(&next)),
+            now,
+        );
+        match state
+            .store
+            .save_key(&next, &secrets, caller.workspace.single_active_key, &entry)
+            .await
+        {
+            Ok(saved) => {
+                state.key_changed(id).await;
+                return Ok(saved);
+            }
+            Err(StoreError::VersionConflict) if attempt < ATTEMPTS => continue,
+            Err(e) => return Err(key_not_found(e)),
+        }
+    }
+    Err(StoreError::VersionConflict.into())
+}
+
+async fn load_key(state: &AppState, caller: &Caller, id: &str) -> Result<ApiKey, ApiError> {
+    if !ids::looks_like("key", id) {
+        return Err(ApiError::NotFound("key"));
+    }
+    state
+        .store
+        .key(&caller.workspace.id, id)
+        .await
+        .map_err(key_not_found)
+}
+
+fn key_not_found(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::NotFound("key"),
+        other => other.into(),
+    }
+}
+
+fn revoked_conflict(e: keygate_core::model::TransitionError) -> ApiError {
+    ApiError::Conflict {
+        code: "key_revoked",
+        message: e.to_string(),
+    }
+}
+
+fn refuse_legacy(key: &ApiKey, verb: &str) -> Result<(), ApiError> {
+    if key.legacy {
+        Err(ApiError::invalid(format!(
+            "An imported legacy key cannot be {verb}: create a new key and revoke the legacy one."
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn to_json(key: &ApiKey) -> Value {
+    serde_json::to_value(key).unwrap_or(Value::Null)
+}
+
+/// A name shown in lists and used by the CLI's typed delete confirmation.
+pub fn valid_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name must be 1 to 100 characters without control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn valid_description(description: Option<String>) -> Result<Option<String>, ApiError> {
+    match description {
+        Some(d) if d.chars().count() > 1000 => Err(ApiError::invalid(
+            "description must be at most 1000 characters",
+        )),
+        Some(d) if d.trim().is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+fn valid_permissions(mut permissions: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if permissions.len() > 100 {
+        return Err(ApiError::invalid("a key can hold at most 100 permissions"));
+    }
+    for p in &permissions {
+        let ok = !p.is_empty()
+            && p.len() <= 100
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b":_.-*/".contains(&b));
+        if !ok {
+            return Err(ApiError::invalid(format!(
+                "permission {p:?} is not valid: use letters, digits and : _ . - * / (e.g. \"results:read\")"
+            )));
+        }
+    }
+    permissions.sort();
+    permissions.dedup();
+    Ok(permissions)
+}
+
+fn valid_metadata(metadata: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    let size = serde_json::to_vec(&metadata).map(|v| v.len()).unwrap_or(0);
+    if size > 16 * 1024 {
+        return Err(ApiError::invalid("metadata must be at most 16 KiB of JSON"));
+    }
+    Ok(metadata)
+}
+
+fn valid_limits(limits: KeyLimits) -> Result<KeyLimits, ApiError> {
+    if limits.rate_limits.len() > 10 {
+        return Err(ApiError::invalid("a key can have at most 10 rate windows"));
+    }
+    if limits.rate_limits.iter().any(|w| w.limit == 0) {
+        return Err(ApiError::invalid(
+            "a rate window's limit must be at least 1 (disable the key to stop all requests)",
+        ));
+    }
+    Ok(limits)
+}
+
+async fn valid_scope(state: &AppState, caller: &Caller, scope: Scope) -> Result<Scope, ApiError> {
+    let Scope::Projects(mut project_ids) = scope else {
+        return Ok(Scope::All);
+    };
+    project_ids.sort();
+    project_ids.dedup();
+    if project_ids.is_empty() {
+        return Err(ApiError::invalid(
+            "scope is \"all\" or a non-empty list of project ids",
+        ));
+    }
+    for id in &project_ids {
+        let exists = ids::looks_like("proj", id)
+            && match state.store.project(&caller.workspace.id, id).await {
+                Ok(_) => true,
+                Err(StoreError::NotFound) => false,
+                Err(e) => return Err(e.into()),
+            };
+        if !exists {
+            return Err(ApiError::invalid(format!(
+                "scope names project {id:?}, which does not exist in this workspace"
+            )));
+        }
+    }
+    Ok(Scope::Projects(project_ids))
+}

@@ -1,0 +1,239 @@
+//! Limits outside a plain verify: `GET /v1/keys/{id}/limits` (consumption against every limit),
+//! `POST /v1/usage` (actual usage reported after the fact) and the reserve → settle flow for
+//! callers that only know the cost once the work is done.
+//!
+//! Reservation ids given to clients carry the workspace id, so a token of another workspace
+//! cannot settle or release them (it gets 404, as for any other id of another workspace).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::Json;
+use keygate_core::model::ApiKey;
+use keygate_core::{ids, Micros};
+use keygate_limits::{LimitState, Subject};
+use keygate_store::StoreError;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+use crate::pipeline::{self, Attempt, Consumption};
+use crate::state::AppState;
+
+/// Longest a reservation may stay open.
+const MAX_RESERVATION_SECS: i64 = 3600;
+
+#[derive(Serialize)]
+pub struct KeyLimitsView {
+    key_id: String,
+    legacy: bool,
+    limits: Vec<LimitState>,
+}
+
+pub async fn get_key_limits(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<KeyLimitsView>, ApiError> {
+    let key = key_of(&state, &caller, &id).await?;
+    if key.legacy {
+        return Ok(Json(KeyLimitsView {
+            key_id: key.id,
+            legacy: true,
+            limits: Vec::new(),
+        }));
+    }
+    let found = keygate_core::model::KeyMatch {
+        key,
+        secret_expires_at: None,
+    };
+    let attempt = Attempt {
+        key: None,
+        requirement: Default::default(),
+        policy: None,
+        tokens: 0,
+        cost: Micros::ZERO,
+        consumption: Consumption::Admit,
+    };
+    let admission = pipeline::admission(&caller.workspace, &found, &attempt)?;
+    let limits = state.limiter.status(&admission).await?;
+    Ok(Json(KeyLimitsView {
+        key_id: found.key.id,
+        legacy: false,
+        limits,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportUsage {
+    key_id: String,
+    #[serde(default)]
+    tokens: u64,
+    #[serde(default)]
+    cost: Micros,
+    #[serde(default)]
+    #[expect(dead_code, reason = "recorded with usage once usage recording lands")]
+    operation: Option<String>,
+}
+
+/// Usage that happened: added to the key's budgets unconditionally (it was already spent), so
+/// later requests are refused once a budget is used up.
+pub async fn report_usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ReportUsage>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require_writer("report usage")?;
+    let key = key_of(&state, &caller, &body.key_id).await?;
+    if !key.legacy {
+        state
+            .limiter
+            .record(
+                &Subject {
+                    workspace_id: key.workspace_id.clone(),
+                    key_id: key.id.clone(),
+                },
+                body.tokens,
+                body.cost,
+            )
+            .await?;
+    }
+    Ok(Json(json!({
+        "recorded": true,
+        "key_id": key.id,
+        "tokens": body.tokens,
+        "cost": body.cost,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reserve {
+    key: Option<String>,
+    project: Option<String>,
+    #[serde(default)]
+    permissions: Vec<String>,
+    /// The worst case to hold.
+    #[serde(default)]
+    tokens: u64,
+    #[serde(default)]
+    cost: Micros,
+    /// How long to hold before the reservation is released by itself: "60s", "5m"; default 5m.
+    ttl: Option<String>,
+}
+
+/// `POST /v1/reservations`: verify a key and hold the worst-case amount in one step.
+pub async fn create_reservation(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+    ApiJson(body): ApiJson<Reserve>,
+) -> Result<(axum::http::HeaderMap, Json<serde_json::Value>), ApiError> {
+    let ttl = keygate_core::expiry::parse_duration(body.ttl.as_deref().unwrap_or("5m"))
+        .map_err(|e| ApiError::invalid(format!("ttl: {e}")))?;
+    if ttl.num_seconds() > MAX_RESERVATION_SECS {
+        return Err(ApiError::invalid("ttl can be at most 1h"));
+    }
+    let policy = headers
+        .get(crate::routes::verify::POLICY_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let attempt = Attempt {
+        key: body.key.as_deref(),
+        requirement: keygate_core::verify::Requirement {
+            project: body.project.as_deref(),
+            permissions: &body.permissions,
+        },
+        policy,
+        tokens: body.tokens,
+        cost: body.cost,
+        consumption: Consumption::Reserve {
+            ttl: Duration::from_secs(ttl.num_seconds().max(1) as u64),
+        },
+    };
+    let outcome = pipeline::verify(&state, Some(&caller.workspace), &attempt).await?;
+    let mut out_headers = axum::http::HeaderMap::new();
+    if let Some(decision) = &outcome.decision {
+        crate::routes::verify::rate_limit_headers(decision, &mut out_headers, state.clock.now());
+    }
+    let reservation_id = outcome
+        .decision
+        .as_ref()
+        .and_then(|d| d.reservation_id.as_ref())
+        .map(|id| format!("rsv_{}.{id}", caller.workspace.id));
+    Ok((
+        out_headers,
+        Json(json!({
+            "valid": outcome.denial.is_none(),
+            "code": outcome.denial.map_or("valid", |d| d.code()),
+            "status": outcome.denial.map_or(200, |d| d.status()),
+            "message": outcome.denial.map(|d| d.message()),
+            "key_id": outcome.key.as_ref().map(|k| k.key.id.clone()),
+            "reservation_id": reservation_id,
+            "limits": outcome.decision.as_ref().map(|d| d.limits.clone()).unwrap_or_default(),
+            "retry_after": outcome.decision.as_ref().and_then(|d| d.retry_after_secs),
+        })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settle {
+    #[serde(default)]
+    tokens: u64,
+    #[serde(default)]
+    cost: Micros,
+}
+
+/// `POST /v1/reservations/{id}/settle`: charge the actual amount and drop the hold.
+pub async fn settle_reservation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Settle>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let inner = limiter_id(&caller, &id)?;
+    if !state.limiter.settle(inner, body.tokens, body.cost).await? {
+        return Err(ApiError::NotFound("open reservation"));
+    }
+    Ok(Json(
+        json!({"settled": true, "tokens": body.tokens, "cost": body.cost}),
+    ))
+}
+
+/// `POST /v1/reservations/{id}/release`: drop the hold without spending.
+pub async fn release_reservation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let inner = limiter_id(&caller, &id)?;
+    if !state.limiter.release(inner).await? {
+        return Err(ApiError::NotFound("open reservation"));
+    }
+    Ok(Json(json!({"released": true})))
+}
+
+fn limiter_id<'a>(caller: &Caller, id: &'a str) -> Result<&'a str, ApiError> {
+    id.strip_prefix("rsv_")
+        .and_then(|rest| rest.split_once('.'))
+        .filter(|(ws, _)| *ws == caller.workspace.id)
+        .map(|(_, inner)| inner)
+        .ok_or(ApiError::NotFound("open reservation"))
+}
+
+async fn key_of(state: &AppState, caller: &Caller, id: &str) -> Result<ApiKey, ApiError> {
+    if !ids::looks_like("key", id) {
+        return Err(ApiError::NotFound("key"));
+    }
+    state
+        .store
+        .key(&caller.workspace.id, id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::NotFound("key"),
+            other => other.into(),
+        })
+}

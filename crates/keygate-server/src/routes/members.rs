@@ -1,0 +1,129 @@
+//! `/v1/members`: who can manage the workspace. Owners only: a member list is as sensitive
+//! as the keys it controls.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use keygate_core::ids;
+use keygate_core::model::{Member, Role};
+use keygate_store::{NewMember, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit::{self, Origin};
+use crate::auth::{generate_token, Caller};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+use crate::routes::keys::valid_name;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMember {
+    name: String,
+    role: Role,
+}
+
+/// A new member and their management token, shown once.
+#[derive(Serialize)]
+pub struct CreatedMember {
+    token: String,
+    warning: &'static str,
+    #[serde(flatten)]
+    member: Member,
+}
+
+pub async fn create_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    ApiJson(body): ApiJson<CreateMember>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_owner("manage members")?;
+    let now = state.clock.now();
+    let token = generate_token();
+    let member = Member {
+        id: ids::new_id("mem"),
+        workspace_id: caller.workspace.id.clone(),
+        name: valid_name(&body.name)?,
+        role: body.role,
+        token_display: token.display(),
+        created_at: now,
+    };
+    let entry = audit::entry(
+        &caller,
+        &origin,
+        "member.create",
+        "member",
+        &member.id,
+        json!({
+            "name": {"before": null, "after": member.name},
+            "role": {"before": null, "after": member.role},
+        }),
+        now,
+    );
+    let new = NewMember {
+        member: member.clone(),
+        token_hash: state.secret.hash_key(&token),
+    };
+    state.store.create_member(&new, &entry).await?;
+    state.members.invalidate(&new.token_hash).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedMember {
+            token: token.expose().to_owned(),
+            warning: "Store this token now: it is shown once and cannot be retrieved again.",
+            member,
+        }),
+    ))
+}
+
+pub async fn list_members(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require_owner("manage members")?;
+    let members = state.store.list_members(&caller.workspace.id).await?;
+    Ok(Json(json!({ "items": members })))
+}
+
+pub async fn delete_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_owner("manage members")?;
+    let not_found = |e: StoreError| match e {
+        StoreError::NotFound => ApiError::NotFound("member"),
+        other => other.into(),
+    };
+    if !ids::looks_like("mem", &id) {
+        return Err(ApiError::NotFound("member"));
+    }
+    let member = state
+        .store
+        .member(&caller.workspace.id, &id)
+        .await
+        .map_err(not_found)?;
+    let entry = audit::entry(
+        &caller,
+        &origin,
+        "member.delete",
+        "member",
+        &id,
+        json!({
+            "name": {"before": member.name, "after": null},
+            "role": {"before": member.role, "after": null},
+        }),
+        state.clock.now(),
+    );
+    state
+        .store
+        .delete_member(&caller.workspace.id, &id, &entry)
+        .await
+        .map_err(not_found)?;
+    state.members.invalidate_owner(&id).await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,121 @@
+//! The state every handler shares: store, limiter, server secret, clock, caches, metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keygate_core::model::{KeyMatch, Member, Workspace};
+use keygate_core::{Clock, KeyHash, ServerSecret};
+use keygate_limits::Limiter;
+use keygate_store::Store;
+
+use crate::cache::{CoherentCache, Owned};
+use crate::last_used::LastUsed;
+use crate::metrics::Metrics;
+
+/// Cheap to clone: one `Arc`.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
+    pub store: Arc<dyn Store>,
+    pub limiter: Arc<dyn Limiter>,
+    pub secret: ServerSecret,
+    pub clock: Arc<dyn Clock>,
+    /// Secret hash → key, for verification.
+    pub keys: CoherentCache<KeyHash, KeyMatch>,
+    /// Management token hash → member.
+    pub members: CoherentCache<KeyHash, Member>,
+    pub workspaces: CoherentCache<String, Workspace>,
+    /// Workspace id → whether it has imported legacy keys.
+    pub legacy: CoherentCache<String, LegacyKeys>,
+    pub metrics: Metrics,
+    pub last_used: Arc<LastUsed>,
+    pub max_body_bytes: usize,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// Parts of the state the caller picks; the rest has defaults.
+pub struct StateParts {
+    pub store: Arc<dyn Store>,
+    pub limiter: Arc<dyn Limiter>,
+    pub secret: ServerSecret,
+    pub clock: Arc<dyn Clock>,
+    pub key_cache_ttl: Duration,
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn new(parts: StateParts) -> Self {
+        let ttl = parts.key_cache_ttl;
+        Self(Arc::new(AppInner {
+            last_used: Arc::new(LastUsed::new(parts.store.clone())),
+            store: parts.store,
+            limiter: parts.limiter,
+            secret: parts.secret,
+            clock: parts.clock,
+            keys: CoherentCache::new(200_000, ttl),
+            members: CoherentCache::new(10_000, ttl),
+            workspaces: CoherentCache::new(10_000, ttl),
+            legacy: CoherentCache::new(10_000, ttl),
+            metrics: Metrics::default(),
+            max_body_bytes: parts.max_body_bytes,
+        }))
+    }
+
+    /// A workspace by id, from the cache.
+    pub async fn workspace(&self, id: &str) -> Result<Arc<Workspace>, crate::error::ApiError> {
+        let store = &self.store;
+        let found = self
+            .workspaces
+            .get_or_load(&id.to_owned(), || async move {
+                match store.workspace(id).await {
+                    Ok(ws) => Ok(Some(ws)),
+                    Err(keygate_store::StoreError::NotFound) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        found.ok_or(crate::error::ApiError::NotFound("workspace"))
+    }
+
+    /// Makes a change to a key visible to the very next verification on this node.
+    pub async fn key_changed(&self, key_id: &str) {
+        self.keys.invalidate_owner(key_id).await;
+    }
+}
+
+impl Owned for KeyMatch {
+    fn owner(&self) -> Option<String> {
+        Some(self.key.id.clone())
+    }
+}
+
+impl Owned for Member {
+    fn owner(&self) -> Option<String> {
+        Some(self.id.clone())
+    }
+}
+
+impl Owned for Workspace {
+    fn owner(&self) -> Option<String> {
+        Some(self.id.clone())
+    }
+}
+
+/// Whether a workspace has legacy keys, cached per workspace.
+pub struct LegacyKeys {
+    pub workspace_id: String,
+    pub present: bool,
+}
+
+impl Owned for LegacyKeys {
+    fn owner(&self) -> Option<String> {
+        Some(self.workspace_id.clone())
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests: a real server on a random loopback port, spoken to over HTTP.
+//! One test binary so they build once.
+
+mod errors;
+mod helpers;
+mod idempotency;
+mod isolation;
+mod lifecycle;
+mod limits;
+mod logs;
+mod roles;
+mod rotation;
+mod verify;

@@ -1,0 +1,192 @@
+//! The role × action matrix: owners and editors write keys, viewers only read, only owners
+//! manage members.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn role_by_action_matrix() {
+    let app = TestApp::spawn().await;
+    let editor = app.member_token("editor").await;
+    let viewer = app.member_token("viewer").await;
+    let owner = app.owner_token.clone();
+
+    for (role, token, writes, manages_members) in [
+        ("owner", owner.as_str(), true, true),
+        ("editor", editor.as_str(), true, false),
+        ("viewer", viewer.as_str(), false, false),
+    ] {
+        let (id, secret) = app.new_key(&format!("target for {role}")).await;
+        let expect_write = |reply: crate::helpers::Reply, ok: StatusCode| {
+            if writes {
+                assert_eq!(reply.status, ok, "{role}: {}", reply.body);
+            } else {
+                reply.assert_error(StatusCode::FORBIDDEN, "insufficient_role");
+            }
+        };
+        // Reads: everyone.
+        assert_eq!(
+            app.get("/v1/keys", token).await.status,
+            StatusCode::OK,
+            "{role}"
+        );
+        assert_eq!(
+            app.get(&format!("/v1/keys/{id}"), token).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(app.get("/v1/projects", token).await.status, StatusCode::OK);
+        let verified = app
+            .post("/v1/keys/verify", token, json!({"key": secret}))
+            .await;
+        assert_eq!(verified.body["code"], "valid", "{role} can verify");
+
+        // Writes: owner and editor.
+        expect_write(
+            app.post("/v1/keys", token, json!({"name": format!("by {role}")}))
+                .await,
+            StatusCode::CREATED,
+        );
+        expect_write(
+            app.call(
+                Method::PATCH,
+                &format!("/v1/keys/{id}"),
+                token,
+                Some(json!({"description": "x"})),
+            )
+            .await,
+            StatusCode::OK,
+        );
+        expect_write(
+            app.post(&format!("/v1/keys/{id}/disable"), token, json!({}))
+                .await,
+            StatusCode::OK,
+        );
+        expect_write(
+            app.post(&format!("/v1/keys/{id}/enable"), token, json!({}))
+                .await,
+            StatusCode::OK,
+        );
+        expect_write(
+            app.post(
+                &format!("/v1/keys/{id}/rotate"),
+                token,
+                json!({"grace": "1h"}),
+            )
+            .await,
+            StatusCode::OK,
+        );
+        expect_write(
+            app.post(&format!("/v1/keys/{id}/regenerate"), token, json!({}))
+                .await,
+            StatusCode::OK,
+        );
+        expect_write(
+            app.post(&format!("/v1/keys/{id}/revoke"), token, json!({}))
+                .await,
+            StatusCode::OK,
+        );
+        expect_write(
+            app.call(Method::DELETE, &format!("/v1/keys/{id}"), token, None)
+                .await,
+            StatusCode::NO_CONTENT,
+        );
+        expect_write(app.post("/v1/keys/import", token, json!({"name": format!("legacy {role}"), "key": format!("legacy-key-for-{role}-0123456789")})).await, StatusCode::CREATED);
+        expect_write(
+            app.post(
+                "/v1/projects",
+                token,
+                json!({"name": format!("project {role}")}),
+            )
+            .await,
+            StatusCode::CREATED,
+        );
+
+        // Members: owner only, including listing.
+        let listed = app.get("/v1/members", token).await;
+        let added = app
+            .post(
+                "/v1/members",
+                token,
+                json!({"name": "new", "role": "viewer"}),
+            )
+            .await;
+        if manages_members {
+            assert_eq!(listed.status, StatusCode::OK);
+            assert_eq!(added.status, StatusCode::CREATED);
+            let new_id = added.body["id"].as_str().expect("id");
+            let removed = app
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/members/{new_id}"),
+                    token,
+                    None,
+                )
+                .await;
+            assert_eq!(removed.status, StatusCode::NO_CONTENT);
+        } else {
+            listed.assert_error(StatusCode::FORBIDDEN, "insufficient_role");
+            added.assert_error(StatusCode::FORBIDDEN, "insufficient_role");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_members_token_stops_working_at_once() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .post(
+            "/v1/members",
+            &app.owner_token,
+            json!({"name": "leaver", "role": "editor"}),
+        )
+        .await;
+    let token = created.body["token"].as_str().expect("token").to_owned();
+    assert!(token.starts_with("kgm_"));
+    assert_eq!(app.get("/v1/keys", &token).await.status, StatusCode::OK);
+    let id = created.body["id"].as_str().expect("id");
+    app.call(
+        Method::DELETE,
+        &format!("/v1/members/{id}"),
+        &app.owner_token,
+        None,
+    )
+    .await;
+    app.get("/v1/keys", &token)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+#[tokio::test]
+async fn the_last_owner_cannot_be_deleted() {
+    let app = TestApp::spawn().await;
+    let members = app.get("/v1/members", &app.owner_token).await;
+    let owner_id = members.body["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.call(
+        Method::DELETE,
+        &format!("/v1/members/{owner_id}"),
+        &app.owner_token,
+        None,
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "last_owner");
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_with_a_clear_error() {
+    let app = TestApp::spawn().await;
+    let (_, customer_key) = app.new_key("customer").await;
+    for token in ["", "nonsense", customer_key.as_str()] {
+        app.get("/v1/keys", token)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+    }
+    let unknown = keygate_server::auth::generate_token();
+    app.get("/v1/keys", unknown.expose())
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated");
+}
