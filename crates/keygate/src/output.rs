@@ -130,7 +130,7 @@ pub fn relative_time(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
         s if s < 86_400 => ((s + 1_800) / 3_600, "hour"),
         s if s < 2 * 86_400 => (1, "day"),
         s if s < 30 * 86_400 => ((s + 43_200) / 86_400, "day"),
-        s if s < 365 * 86_400 => ((s / (30 * 86_400)).max(1), "month"),
+        s if s < 365 * 86_400 => (((s + 15 * 86_400) / (30 * 86_400)).clamp(1, 12), "month"),
         s => ((s / (365 * 86_400)).max(1), "year"),
     };
     let plural = if n == 1 { "" } else { "s" };
