@@ -47,6 +47,17 @@ impl Output {
         }
     }
 
+    /// Text without colour whatever the streams are, for tests of rendered output.
+    #[cfg(test)]
+    pub fn plain() -> Self {
+        Output {
+            json: false,
+            colour_out: false,
+            colour_err: false,
+            stdout_terminal: false,
+        }
+    }
+
     pub fn paint(&self, tone: Tone, text: &str) -> String {
         paint(self.colour_out, tone, text)
     }

@@ -4,6 +4,7 @@
 //! only when the user did not ask for it to go to a file; lists and details show the display
 //! form. Every command that takes a key accepts its id or its (unique) name.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 
@@ -356,7 +357,7 @@ async fn usage(ctx: &Context, args: &UsageArgs) -> Result<(), CliError> {
         ctx.out.print_json(&report);
         return Ok(());
     }
-    print_usage(&ctx.out, &key, &report, args.days);
+    print!("{}", render_usage(&ctx.out, &key, &report, args.days));
     Ok(())
 }
 
@@ -754,14 +755,17 @@ fn print_key(out: &Output, key: &Value) {
     }
 }
 
-fn print_usage(out: &Output, key: &Value, report: &Value, days: u32) {
-    println!(
+/// The usage report as text: a bar per day, then by operation and by project.
+fn render_usage(out: &Output, key: &Value, report: &Value, days: u32) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
         "Usage of key {} ({}), last {days} day{}",
         out.paint(Tone::Bold, text(key, "name")),
         text(key, "id"),
         if days == 1 { "" } else { "s" }
     );
-    println!();
+    let _ = writeln!(s);
     let rows = report["days"].as_array().cloned().unwrap_or_default();
     let max = rows
         .iter()
@@ -769,7 +773,7 @@ fn print_usage(out: &Output, key: &Value, report: &Value, days: u32) {
         .max()
         .unwrap_or(0);
     if rows.is_empty() || max == 0 {
-        println!("  No requests in this period.");
+        let _ = writeln!(s, "  No requests in this period.");
     }
     if max > 0 {
         for day in &rows {
@@ -786,7 +790,7 @@ fn print_usage(out: &Output, key: &Value, report: &Value, days: u32) {
             if let Some(cost) = money(&day["cost"]).filter(|c| c != "0.00") {
                 line.push_str(&format!("  ${cost}"));
             }
-            println!("{line}");
+            let _ = writeln!(s, "{line}");
         }
     }
     for (title, list, field) in [
@@ -796,8 +800,8 @@ fn print_usage(out: &Output, key: &Value, report: &Value, days: u32) {
         let Some(items) = list.as_array().filter(|l| !l.is_empty()) else {
             continue;
         };
-        println!();
-        println!("{}", out.paint(Tone::Bold, title));
+        let _ = writeln!(s);
+        let _ = writeln!(s, "{}", out.paint(Tone::Bold, title));
         let max = items
             .iter()
             .filter_map(|i| i["requests"].as_u64())
@@ -811,7 +815,8 @@ fn print_usage(out: &Output, key: &Value, report: &Value, days: u32) {
             .min(40);
         for item in items {
             let requests = item["requests"].as_u64().unwrap_or(0);
-            println!(
+            let _ = writeln!(
+                s,
                 "  {:<width$}  {:<20} {:>9}",
                 label(&item[field]),
                 out.paint(Tone::Good, &bar(requests, max, 20)),
@@ -836,10 +841,11 @@ fn print_usage(out: &Output, key: &Value, report: &Value, days: u32) {
                     other => format!("{k} {other}"),
                 })
                 .collect();
-            println!();
-            println!("{}  {}", out.paint(Tone::Bold, title), parts.join(" · "));
+            let _ = writeln!(s);
+            let _ = writeln!(s, "{}  {}", out.paint(Tone::Bold, title), parts.join(" · "));
         }
     }
+    s
 }
 
 fn label(value: &Value) -> String {
@@ -974,6 +980,31 @@ mod tests {
                 json!({"rate_limits": [{"limit": 10, "window": "1m"}], "daily_spend_cap": "2.00"})
             )
         );
+    }
+
+    #[test]
+    fn usage_renders_bars_per_day_operation_and_project() {
+        let report = json!({
+            "days": [
+                {"date": "2026-11-20", "requests": 100, "tokens": 5000, "cost": "0.10"},
+                {"date": "2026-11-21", "requests": 50, "tokens": 0, "cost": "0.00"},
+            ],
+            "by_operation": [{"operation": "POST /v1/chat", "requests": 150}],
+            "by_project": [{"project": "proj_x", "requests": 150}],
+            "totals": {"requests": 150, "tokens": 5000, "cost": "0.10"},
+            "daily_average": {"requests": 75},
+        });
+        let key = json!({"id": "key_a", "name": "svc"});
+        let text = render_usage(&Output::plain(), &key, &report, 2);
+        assert!(text.contains("last 2 days"), "{text}");
+        assert!(
+            text.contains("2026-11-20  ██████████████████████████████"),
+            "{text}"
+        );
+        assert!(text.contains("5,000 tok  $0.10"), "{text}");
+        assert!(text.contains("POST /v1/chat"), "{text}");
+        assert!(text.contains("proj_x"), "{text}");
+        assert!(text.contains("cost $0.10"), "{text}");
     }
 
     #[test]
