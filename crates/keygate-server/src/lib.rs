@@ -21,6 +21,7 @@ pub mod routes;
 pub mod secret;
 pub mod settings;
 pub mod state;
+pub mod usage;
 
 use std::future::Future;
 use std::net::SocketAddr;

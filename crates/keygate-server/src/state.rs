@@ -11,6 +11,7 @@ use keygate_store::Store;
 use crate::cache::{CoherentCache, Owned};
 use crate::last_used::LastUsed;
 use crate::metrics::Metrics;
+use crate::usage::UsageRecorder;
 
 /// Cheap to clone: one `Arc`.
 #[derive(Clone)]
@@ -30,6 +31,7 @@ pub struct AppInner {
     pub legacy: CoherentCache<String, LegacyKeys>,
     pub metrics: Metrics,
     pub last_used: Arc<LastUsed>,
+    pub usage: Arc<UsageRecorder>,
     pub max_body_bytes: usize,
 }
 
@@ -55,6 +57,7 @@ impl AppState {
         let ttl = parts.key_cache_ttl;
         Self(Arc::new(AppInner {
             last_used: Arc::new(LastUsed::new(parts.store.clone())),
+            usage: Arc::new(UsageRecorder::default()),
             store: parts.store,
             limiter: parts.limiter,
             secret: parts.secret,
