@@ -13,6 +13,7 @@ pub mod cache;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod invalidation;
 pub mod last_used;
 pub mod metrics;
 pub mod pipeline;
@@ -48,11 +49,16 @@ pub async fn prepare(
         .await
         .context("opening the database")?;
     let secret = secret::load_or_create(settings.secret_hex.as_deref(), &settings.secret_file)?;
+    let broadcaster = match &settings.redis_url {
+        Some(url) => invalidation::Broadcaster::redis(url, REDIS_NAMESPACE)
+            .context("the Redis URL is not valid")?,
+        None => invalidation::Broadcaster::local(),
+    };
     let limiter: Arc<dyn Limiter> = match &settings.redis_url {
         Some(url) => {
             // Lazy: a node may start while Redis is down; until Redis answers, requests that
             // need a limit decision get 503 limiter_unavailable (fail closed).
-            let limiter = RedisLimiter::lazy(url, "live", clock.clone())
+            let limiter = RedisLimiter::lazy(url, REDIS_NAMESPACE, clock.clone())
                 .context("the Redis URL is not valid")?;
             if let Err(e) = limiter
                 .status(&keygate_limits::Admission::new(
@@ -87,9 +93,13 @@ pub async fn prepare(
         clock,
         key_cache_ttl: settings.key_cache_ttl,
         max_body_bytes: settings.max_body_bytes,
+        broadcaster,
     });
     Ok((state, bootstrapped))
 }
+
+/// Separates Keygate's Redis keys and channels from anything else in the same Redis.
+const REDIS_NAMESPACE: &str = "live";
 
 /// `kg`, the prefix of the first workspace's keys.
 pub fn default_prefix() -> KeyPrefix {
@@ -110,6 +120,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let flusher = state.last_used.spawn_flusher(Duration::from_secs(1));
     let purger = spawn_idempotency_purger(state.clone());
+    let subscriber = state.broadcaster.spawn_subscriber(state.clone());
     let app = router(state.clone());
     let result = axum::serve(
         listener,
@@ -119,6 +130,9 @@ pub async fn serve(
     .await;
     flusher.abort();
     purger.abort();
+    if let Some(subscriber) = subscriber {
+        subscriber.abort();
+    }
     state.last_used.flush().await;
     result.context("serving HTTP")
 }

@@ -9,6 +9,7 @@ use keygate_limits::Limiter;
 use keygate_store::Store;
 
 use crate::cache::{CoherentCache, Owned};
+use crate::invalidation::{Broadcaster, Change};
 use crate::last_used::LastUsed;
 use crate::metrics::Metrics;
 use crate::usage::UsageRecorder;
@@ -30,6 +31,7 @@ pub struct AppInner {
     /// Workspace id → whether it has imported legacy keys.
     pub legacy: CoherentCache<String, LegacyKeys>,
     pub metrics: Metrics,
+    pub broadcaster: Arc<Broadcaster>,
     pub last_used: Arc<LastUsed>,
     pub usage: Arc<UsageRecorder>,
     pub max_body_bytes: usize,
@@ -50,6 +52,7 @@ pub struct StateParts {
     pub clock: Arc<dyn Clock>,
     pub key_cache_ttl: Duration,
     pub max_body_bytes: usize,
+    pub broadcaster: Broadcaster,
 }
 
 impl AppState {
@@ -67,6 +70,7 @@ impl AppState {
             workspaces: CoherentCache::new(10_000, ttl),
             legacy: CoherentCache::new(10_000, ttl),
             metrics: Metrics::default(),
+            broadcaster: Arc::new(parts.broadcaster),
             max_body_bytes: parts.max_body_bytes,
         }))
     }
@@ -87,9 +91,30 @@ impl AppState {
         found.ok_or(crate::error::ApiError::NotFound("workspace"))
     }
 
-    /// Makes a change to a key visible to the very next verification on this node.
-    pub async fn key_changed(&self, key_id: &str) {
-        self.keys.invalidate_owner(key_id).await;
+    /// Makes a committed change visible to the very next request on this node, and tells the
+    /// other nodes (see `invalidation.rs`).
+    pub async fn changed(&self, change: Change) {
+        self.apply_locally(&change).await;
+        self.broadcaster.publish(&change).await;
+    }
+
+    /// Drops what a change makes stale from this node's caches.
+    pub async fn apply_locally(&self, change: &Change) {
+        match change {
+            Change::Key(id) => self.keys.invalidate_owner(id).await,
+            Change::Member(id) => self.members.invalidate_owner(id).await,
+            Change::Workspace(id) => self.workspaces.invalidate_owner(id).await,
+            Change::LegacyKeys(id) => self.legacy.invalidate_owner(id).await,
+            Change::Hash(hash) => self.keys.invalidate(hash).await,
+        }
+    }
+
+    /// Drops every cached entry (after missing other nodes' messages).
+    pub async fn clear_caches(&self) {
+        self.keys.clear().await;
+        self.members.clear().await;
+        self.workspaces.clear().await;
+        self.legacy.clear().await;
     }
 }
 

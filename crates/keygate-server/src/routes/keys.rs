@@ -21,6 +21,7 @@ use crate::audit::{self, Origin};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{nullable, ApiJson, ApiPath, ApiQuery};
+use crate::invalidation::Change;
 use crate::state::AppState;
 
 const SHOWN_ONCE: &str = "Store this secret now: it is shown once and cannot be retrieved again.";
@@ -426,7 +427,7 @@ pub async fn delete_key(
         .delete_key(&caller.workspace.id, &id, &entry)
         .await
         .map_err(key_not_found)?;
-    state.key_changed(&id).await;
+    state.changed(Change::Key(id.clone())).await;
     if let Err(e) = state.limiter.forget_key(&id).await {
         tracing::warn!(key_id = %id, error = %e, "could not drop the deleted key's counters");
     }
@@ -536,8 +537,10 @@ pub async fn import_key(
             },
             other => other.into(),
         })?;
-    state.keys.invalidate(&hash).await;
-    state.legacy.invalidate_owner(&caller.workspace.id).await;
+    state.changed(Change::Hash(hash)).await;
+    state
+        .changed(Change::LegacyKeys(caller.workspace.id.clone()))
+        .await;
     Ok((StatusCode::CREATED, Json(key)))
 }
 
@@ -577,7 +580,7 @@ where
             .await
         {
             Ok(saved) => {
-                state.key_changed(id).await;
+                state.changed(Change::Key(id.to_owned())).await;
                 return Ok(saved);
             }
             Err(StoreError::VersionConflict) if attempt < ATTEMPTS => continue,

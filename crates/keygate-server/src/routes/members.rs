@@ -15,6 +15,7 @@ use crate::audit::{self, Origin};
 use crate::auth::{generate_token, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
+use crate::invalidation::Change;
 use crate::routes::keys::valid_name;
 use crate::state::AppState;
 
@@ -124,6 +125,6 @@ pub async fn delete_member(
         .delete_member(&caller.workspace.id, &id, &entry)
         .await
         .map_err(not_found)?;
-    state.members.invalidate_owner(&id).await;
+    state.changed(Change::Member(id)).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,6 +14,7 @@ use crate::audit::{self, Origin};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{nullable, ApiJson};
+use crate::invalidation::Change;
 use crate::routes::keys::valid_name;
 use crate::state::AppState;
 
@@ -86,7 +87,7 @@ pub async fn update_workspace(
         state.clock.now(),
     );
     state.store.save_workspace(&after, &entry).await?;
-    state.workspaces.invalidate_owner(&after.id).await;
+    state.changed(Change::Workspace(after.id.clone())).await;
     Ok(Json(after))
 }
 

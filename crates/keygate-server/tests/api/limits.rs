@@ -478,3 +478,48 @@ async fn reservations_belong_to_their_workspace() {
     .await
     .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
+
+#[tokio::test]
+async fn a_revocation_on_one_node_reaches_the_other_through_redis() {
+    let Some(redis) = redis_url() else { return };
+    let a = TestApp::spawn_with(Spawn {
+        dir: None,
+        database_url: None,
+        redis_url: Some(redis.clone()),
+        clock: None,
+    })
+    .await;
+    let b = TestApp::spawn_with(Spawn {
+        dir: Some(a.dir.clone()),
+        database_url: Some(a.database_url.clone()),
+        redis_url: Some(redis),
+        clock: Some(a.clock.clone()),
+    })
+    .await;
+    let (id, secret) = a.new_key("shared").await;
+    let verify_on_b = || async {
+        b.post("/v1/keys/verify", &a.owner_token, json!({"key": secret}))
+            .await
+            .body["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    // B caches the key as valid (its cache TTL is 30 s, far longer than this test).
+    assert_eq!(verify_on_b().await, "valid");
+    assert_eq!(verify_on_b().await, "valid");
+    a.post(&format!("/v1/keys/{id}/revoke"), &a.owner_token, json!({}))
+        .await;
+    let mut code = verify_on_b().await;
+    for _ in 0..20 {
+        if code == "revoked" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        code = verify_on_b().await;
+    }
+    assert_eq!(
+        code, "revoked",
+        "node B must learn of the revocation from Redis, not from its cache TTL"
+    );
+}

@@ -1,0 +1,167 @@
+//! Telling every node at once that something cached changed.
+//!
+//! Each node caches keys, members and workspaces (`cache.rs`). A change made through one node
+//! invalidates that node's cache before the change is acknowledged; with Redis configured it
+//! is also published on a channel every node subscribes to, so a revocation made on node A is
+//! seen by node B within the time it takes Redis to deliver one message. Without Redis (one
+//! node, or several nodes on PostgreSQL only) another node's cache is bounded by the cache
+//! TTL instead (`ServerSettings::key_cache_ttl`, 30 s by default).
+//!
+//! A subscriber that loses its connection may have missed messages, so on every (re)connect
+//! it clears its caches entirely.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use keygate_core::KeyHash;
+use tokio::sync::OnceCell;
+
+use crate::state::AppState;
+
+/// What changed, as published on the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Key(String),
+    Member(String),
+    Workspace(String),
+    /// A workspace's "has legacy keys" flag.
+    LegacyKeys(String),
+    /// A cached "no such key" for this secret hash is wrong now (import).
+    Hash(KeyHash),
+}
+
+impl Change {
+    fn encode(&self) -> String {
+        match self {
+            Change::Key(id) => format!("key:{id}"),
+            Change::Member(id) => format!("member:{id}"),
+            Change::Workspace(id) => format!("workspace:{id}"),
+            Change::LegacyKeys(id) => format!("legacy:{id}"),
+            Change::Hash(hash) => format!("hash:{}", hash.to_hex()),
+        }
+    }
+
+    fn decode(text: &str) -> Option<Change> {
+        let (kind, value) = text.split_once(':')?;
+        let value = value.to_owned();
+        Some(match kind {
+            "key" => Change::Key(value),
+            "member" => Change::Member(value),
+            "workspace" => Change::Workspace(value),
+            "legacy" => Change::LegacyKeys(value),
+            "hash" => Change::Hash(KeyHash::from_slice(&hex::decode(value).ok()?)?),
+            _ => return None,
+        })
+    }
+}
+
+/// Publishes changes to the other nodes (a no-op without Redis).
+pub struct Broadcaster {
+    redis: Option<RedisBus>,
+}
+
+struct RedisBus {
+    client: redis::Client,
+    channel: String,
+    publisher: OnceCell<redis::aio::ConnectionManager>,
+}
+
+impl Broadcaster {
+    /// Only this node: nothing to tell.
+    pub fn local() -> Self {
+        Self { redis: None }
+    }
+
+    pub fn redis(url: &str, namespace: &str) -> Result<Self, redis::RedisError> {
+        Ok(Self {
+            redis: Some(RedisBus {
+                client: redis::Client::open(url)?,
+                channel: format!("kg:{namespace}:invalidate"),
+                publisher: OnceCell::new(),
+            }),
+        })
+    }
+
+    /// Tells the other nodes. A failure is logged, not returned: the change is committed
+    /// already, and the other nodes' cache TTL still bounds how long they can miss it.
+    pub async fn publish(&self, change: &Change) {
+        let Some(bus) = &self.redis else { return };
+        let sent = async {
+            let conn = bus
+                .publisher
+                .get_or_try_init(|| redis::aio::ConnectionManager::new(bus.client.clone()))
+                .await?;
+            let mut conn = conn.clone();
+            redis::cmd("PUBLISH")
+                .arg(&bus.channel)
+                .arg(change.encode())
+                .query_async::<i64>(&mut conn)
+                .await
+        };
+        match tokio::time::timeout(Duration::from_secs(1), sent).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not tell other nodes about a change"),
+            Err(_) => tracing::warn!("timed out telling other nodes about a change"),
+        }
+    }
+
+    /// Listens for other nodes' changes and applies them to this node's caches, reconnecting
+    /// forever. `None` without Redis.
+    pub fn spawn_subscriber(
+        self: &Arc<Self>,
+        state: AppState,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let bus = self.redis.as_ref()?;
+        let client = bus.client.clone();
+        let channel = bus.channel.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                if let Err(e) = listen(&client, &channel, &state).await {
+                    tracing::warn!(error = %e, "lost the invalidation channel; reconnecting");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }))
+    }
+}
+
+async fn listen(
+    client: &redis::Client,
+    channel: &str,
+    state: &AppState,
+) -> Result<(), redis::RedisError> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    // Anything may have changed while we were not listening.
+    state.clear_caches().await;
+    let mut messages = pubsub.on_message();
+    while let Some(message) = messages.next().await {
+        let Ok(payload) = message.get_payload::<String>() else {
+            continue;
+        };
+        if let Some(change) = Change::decode(&payload) {
+            state.apply_locally(&change).await;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_round_trip() {
+        for change in [
+            Change::Key("key_1".into()),
+            Change::Member("mem_1".into()),
+            Change::Workspace("ws_1".into()),
+            Change::LegacyKeys("ws_1".into()),
+            Change::Hash(KeyHash([7; 32])),
+        ] {
+            assert_eq!(Change::decode(&change.encode()), Some(change));
+        }
+        assert_eq!(Change::decode("nonsense"), None);
+    }
+}
