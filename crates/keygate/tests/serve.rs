@@ -1,0 +1,164 @@
+//! The binary's server commands as an operator runs them: `bootstrap --json`, `serve` on an
+//! empty store (shows the owner token once), a second start (does not), and a graceful stop
+//! on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keygate");
+
+/// A running `keygate serve`, killed if the test fails before stopping it.
+struct Server {
+    child: Child,
+    url: String,
+    token: Option<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &std::path::Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+        .arg(format!("sqlite://{}/keygate.db", dir.display()))
+        .env_remove("KEYGATE_SECRET")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn keygate serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut url = None;
+    let mut token = None;
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(rest) = line.strip_prefix("Keygate is listening on ") {
+            url = Some(rest.trim().to_owned());
+        }
+        let trimmed = line.trim();
+        if trimmed.starts_with("kgm_") {
+            token = Some(trimmed.to_owned());
+        }
+        if line.starts_with("Use ") {
+            break;
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        url: url.expect("listening line"),
+        token,
+    }
+}
+
+fn get_status(url: &str, token: &str) -> u16 {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("{url}/v1/keys"))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
+#[test]
+fn serve_shows_the_owner_token_once_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = serve(dir.path());
+    let token = first
+        .token
+        .clone()
+        .expect("the first start prints the owner token");
+    assert_eq!(get_status(&first.url, &token), 200);
+    let secret_file = dir.path().join("keygate.secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret_file)
+            .expect("secret file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let pid = first.child.id().to_string();
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let mut first = first;
+    let exit = loop {
+        if let Some(exit) = first.child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "a graceful stop exits 0: {exit:?}");
+
+    let second = serve(dir.path());
+    assert_eq!(
+        second.token, None,
+        "the token is shown once, on the first start only"
+    );
+    assert_eq!(
+        get_status(&second.url, &token),
+        200,
+        "same secret file, same token"
+    );
+}
+
+#[test]
+fn bootstrap_json_prints_a_working_token_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}/keygate.db", dir.path().display());
+    let out = Command::new(BIN)
+        .args(["bootstrap", "--json", "--database-url", &db])
+        .env_remove("KEYGATE_SECRET")
+        .output()
+        .expect("bootstrap");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let token = printed["token"].as_str().expect("token");
+    assert!(printed["workspace_id"]
+        .as_str()
+        .expect("workspace_id")
+        .starts_with("ws_"));
+    assert!(token.starts_with("kgm_"));
+
+    let server = serve(dir.path());
+    assert_eq!(
+        server.token, None,
+        "serve does not bootstrap a store that has a workspace"
+    );
+    assert_eq!(get_status(&server.url, token), 200);
+
+    let bad = Command::new(BIN)
+        .args([
+            "bootstrap",
+            "--json",
+            "--prefix",
+            "Not Valid",
+            "--database-url",
+            &db,
+        ])
+        .output()
+        .expect("bootstrap");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("prefix"));
+}
