@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
             "/members/{id}",
             axum::routing::delete(members::delete_member),
         )
+        .route("/me", get(workspace::get_me))
         .route(
             "/workspace",
             get(workspace::get_workspace).patch(workspace::update_workspace),

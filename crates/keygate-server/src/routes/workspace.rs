@@ -22,6 +22,15 @@ pub async fn get_workspace(caller: Caller) -> Json<Workspace> {
     Json((*caller.workspace).clone())
 }
 
+/// `GET /v1/me`: which member (and role) a token belongs to, so the CLI and dashboard can say
+/// who is logged in and hide what the role may not do.
+pub async fn get_me(caller: Caller) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "member": *caller.member,
+        "workspace": *caller.workspace,
+    }))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWorkspace {

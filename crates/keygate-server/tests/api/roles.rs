@@ -27,6 +27,8 @@ async fn role_by_action_matrix() {
             }
         };
         // Reads: everyone.
+        let me = app.get("/v1/me", token).await;
+        assert_eq!(me.body["member"]["role"], role, "{}", me.body);
         assert_eq!(
             app.get("/v1/keys", token).await.status,
             StatusCode::OK,
