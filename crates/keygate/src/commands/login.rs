@@ -30,7 +30,8 @@ pub async fn login(out: &Output, args: LoginArgs) -> Result<(), CliError> {
     };
     let token = read_token(&args)?;
     let client = Client::with_token(&url, token.clone())?;
-    let workspace = client.get("/v1/workspace", &[]).await?;
+    let me = client.get("/v1/me", &[]).await?;
+    let workspace = me["workspace"].clone();
 
     let mut file = config::load(&path)?;
     file.url = Some(url.clone());
@@ -42,12 +43,15 @@ pub async fn login(out: &Output, args: LoginArgs) -> Result<(), CliError> {
             "url": url,
             "config_file": path,
             "workspace": workspace,
+            "member": me["member"],
         }));
     } else {
         out.done(&format!(
-            "Logged in to workspace {} ({}) at {url}.",
+            "Logged in to workspace {} ({}) at {url} as {} ({}).",
             out.paint(Tone::Bold, str_field(&workspace, "name")),
             str_field(&workspace, "id"),
+            str_field(&me["member"], "name"),
+            str_field(&me["member"], "role"),
         ));
         println!("  Saved to {} (readable only by you).", path.display());
     }
@@ -114,7 +118,9 @@ pub fn logout(out: &Output) -> Result<(), CliError> {
 pub async fn whoami(out: &Output, args: &ClientArgs) -> Result<(), CliError> {
     let credentials = config::resolve(args.url.as_deref(), args.api_key.as_deref())?;
     let client = Client::new(&credentials)?;
-    let workspace = client.get("/v1/workspace", &[]).await?;
+    let me = client.get("/v1/me", &[]).await?;
+    let workspace = &me["workspace"];
+    let member = &me["member"];
     let token_display = credentials
         .api_key
         .as_deref()
@@ -132,6 +138,7 @@ pub async fn whoami(out: &Output, args: &ClientArgs) -> Result<(), CliError> {
             "token": token_display,
             "token_source": key_source,
             "workspace": workspace,
+            "member": member,
         }));
         return Ok(());
     }
@@ -146,8 +153,14 @@ pub async fn whoami(out: &Output, args: &ClientArgs) -> Result<(), CliError> {
     );
     println!(
         "Workspace  {} ({})",
-        str_field(&workspace, "name"),
-        str_field(&workspace, "id")
+        str_field(workspace, "name"),
+        str_field(workspace, "id")
+    );
+    println!(
+        "Member     {} ({}, {})",
+        str_field(member, "name"),
+        str_field(member, "id"),
+        str_field(member, "role")
     );
     Ok(())
 }

@@ -758,6 +758,11 @@ mod terminal {
         assert!(text.contains(&server.url) && text.contains(&server.token));
         let who = ok(&mut desk.cmd(), &["whoami"]);
         assert!(who.stdout.contains("config file"), "{}", who.stdout);
+        assert!(
+            who.stdout.contains("owner"),
+            "whoami names the role: {}",
+            who.stdout
+        );
     }
 
     #[test]
