@@ -241,6 +241,100 @@ pub(crate) fn audit_from_row(row: &AnyRow) -> StoreResult<AuditEntry> {
     })
 }
 
+// --- usage and request log ----------------------------------------------------------------
+
+/// Counters are BIGINT (signed); a `u64` beyond `i64::MAX` cannot happen in practice, and is
+/// clamped rather than wrapped if it ever does.
+pub(crate) fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn get_count(row: &AnyRow, column: &str) -> StoreResult<u64> {
+    let n: i64 = get(row, column)?;
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{column} is negative")))
+}
+
+/// Days are `YYYY-MM-DD` text: sortable, and the same on both backends.
+pub(crate) fn day_text(day: chrono::NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+fn get_day(row: &AnyRow, column: &str) -> StoreResult<chrono::NaiveDate> {
+    let text: String = get(row, column)?;
+    chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+        .map_err(|_| StoreError::Corrupt(format!("{column} is not a date")))
+}
+
+/// `''` in a NOT NULL key column stands for "none".
+fn get_optional_text(row: &AnyRow, column: &str) -> StoreResult<Option<String>> {
+    let text: String = get(row, column)?;
+    Ok((!text.is_empty()).then_some(text))
+}
+
+pub(crate) const ROLLUP_COLUMNS: &str = "workspace_id, key_id, day, operation, project, \
+    outcome, requests, tokens, cost_micros";
+
+pub(crate) fn rollup_from_row(row: &AnyRow) -> StoreResult<crate::UsageRollup> {
+    Ok(crate::UsageRollup {
+        workspace_id: get(row, "workspace_id")?,
+        key_id: get(row, "key_id")?,
+        day: get_day(row, "day")?,
+        operation: get(row, "operation")?,
+        project: get_optional_text(row, "project")?,
+        outcome: get(row, "outcome")?,
+        requests: get_count(row, "requests")?,
+        tokens: get_count(row, "tokens")?,
+        cost: Micros(get(row, "cost_micros")?),
+    })
+}
+
+/// A row of `SELECT <group> AS grp, outcome, SUM(..) AS requests, ..`.
+pub(crate) fn total_from_row(row: &AnyRow) -> StoreResult<crate::UsageTotal> {
+    Ok(crate::UsageTotal {
+        group: get_optional_text(row, "grp")?,
+        outcome: get(row, "outcome")?,
+        requests: get_count(row, "requests")?,
+        tokens: get_count(row, "tokens")?,
+        cost: Micros(get(row, "cost_micros")?),
+    })
+}
+
+pub(crate) const REQUEST_LOG_COLUMNS: &str = "request_id, workspace_id, key_id, key_display, \
+    at, operation, project, outcome, tokens, cost_micros, source_ip";
+
+pub(crate) fn request_from_row(row: &AnyRow) -> StoreResult<crate::RequestLogEntry> {
+    Ok(crate::RequestLogEntry {
+        request_id: get(row, "request_id")?,
+        workspace_id: get(row, "workspace_id")?,
+        key_id: get(row, "key_id")?,
+        key_display: get(row, "key_display")?,
+        at: get_time(row, "at")?,
+        operation: get(row, "operation")?,
+        project: get(row, "project")?,
+        outcome: get(row, "outcome")?,
+        tokens: get_count(row, "tokens")?,
+        cost: Micros(get(row, "cost_micros")?),
+        source_ip: get(row, "source_ip")?,
+    })
+}
+
+pub(crate) const AUTH_FAILURE_COLUMNS: &str = "id, workspace_id, hour, key_display, \
+    source_ip, code, attempts, first_seen, last_seen";
+
+pub(crate) fn auth_failure_from_row(row: &AnyRow) -> StoreResult<crate::AuthFailure> {
+    Ok(crate::AuthFailure {
+        id: get(row, "id")?,
+        workspace_id: get(row, "workspace_id")?,
+        hour: get_time(row, "hour")?,
+        key_display: get(row, "key_display")?,
+        source_ip: get_optional_text(row, "source_ip")?,
+        code: get(row, "code")?,
+        attempts: get_count(row, "attempts")?,
+        first_seen: get_time(row, "first_seen")?,
+        last_seen: get_time(row, "last_seen")?,
+    })
+}
+
 // --- pagination ---------------------------------------------------------------------------
 
 /// A keyset position: the sort columns of the last row of a page, as `<millis>.<id>`.
@@ -310,6 +404,8 @@ pub(crate) fn contains_pattern(text: &str) -> String {
 pub(crate) enum Value {
     Text(String),
     Int(i64),
+    /// A text column's NULL.
+    NullText,
 }
 
 /// SQL assembled from optional filters, numbering `$N` placeholders as it goes (sqlx's own
@@ -348,6 +444,10 @@ impl DynamicQuery {
         self.bind(Value::Int(value))
     }
 
+    pub(crate) fn opt_text(&mut self, value: Option<&str>) -> &mut Self {
+        self.bind(value.map_or(Value::NullText, |v| Value::Text(v.to_owned())))
+    }
+
     /// Keyset condition for `ORDER BY <at> DESC, <id> DESC`: rows strictly after the cursor.
     /// A row-value comparison (both dialects have it) lets PostgreSQL seek the page index.
     pub(crate) fn after(&mut self, at_column: &str, id_column: &str, cursor: &Cursor) -> &mut Self {
@@ -364,6 +464,7 @@ impl DynamicQuery {
             query = match value {
                 Value::Text(text) => query.bind(text.as_str()),
                 Value::Int(int) => query.bind(*int),
+                Value::NullText => query.bind(None::<String>),
             };
         }
         query

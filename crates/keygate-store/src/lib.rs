@@ -184,6 +184,50 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes idempotency records created before `before`; returns how many.
     async fn purge_idempotency(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
+    // --- usage and request log ------------------------------------------------------------
+
+    /// Writes one flush of the usage buffer in one transaction: adds the rollup and
+    /// failed-authentication counters and inserts the request-log rows (a request id already
+    /// logged is skipped). All or nothing, so a failed flush can be retried without counting
+    /// anything twice.
+    async fn record_usage(&self, batch: &UsageBatch) -> StoreResult<()>;
+
+    /// The rollups of a workspace (or of one key) for the days `query.from..=query.to`.
+    async fn usage_rollups(
+        &self,
+        workspace_id: &str,
+        query: &UsageQuery,
+    ) -> StoreResult<Vec<UsageRollup>>;
+
+    /// The rollups of a workspace for the days of `query`, summed per `dimension` × outcome.
+    async fn usage_totals(
+        &self,
+        workspace_id: &str,
+        query: &UsageQuery,
+        dimension: UsageDimension,
+    ) -> StoreResult<Vec<UsageTotal>>;
+
+    /// A request-log row by request id, if it is in this workspace and still kept.
+    async fn request_log_entry(
+        &self,
+        workspace_id: &str,
+        request_id: &str,
+    ) -> StoreResult<Option<RequestLogEntry>>;
+
+    /// Deletes request-log rows older than `before`; returns how many.
+    async fn purge_request_log(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Failed authentication attempts of a workspace, newest first (by first seen).
+    async fn list_auth_failures(
+        &self,
+        workspace_id: &str,
+        filter: &AuthFailureFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuthFailure>>;
+
+    /// Deletes failed-authentication aggregates of hours before `before`; returns how many.
+    async fn purge_auth_failures(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
     // --- audit ------------------------------------------------------------------------------
 
     async fn list_audit(

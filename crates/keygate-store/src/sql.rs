@@ -851,6 +851,205 @@ impl Store for SqlStore {
         Ok(done.rows_affected())
     }
 
+    // --- usage and request log ------------------------------------------------------------
+
+    async fn record_usage(&self, batch: &crate::UsageBatch) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Rows in primary-key order: two nodes flushing overlapping counters lock them in the
+        // same order. PostgreSQL may still pick a deadlock victim; the transaction is all or
+        // nothing, so run it again.
+        let mut rollups: Vec<&crate::UsageRollup> = batch.rollups.iter().collect();
+        rollups.sort_by_key(|r| {
+            let r: &crate::UsageRollup = r;
+            (
+                r.workspace_id.as_str(),
+                r.key_id.as_str(),
+                r.day,
+                r.operation.as_str(),
+                r.project.as_deref(),
+                r.outcome.as_str(),
+            )
+        });
+        let mut failures: Vec<&crate::AuthFailure> = batch.auth_failures.iter().collect();
+        failures.sort_by_key(|f| {
+            let f: &crate::AuthFailure = f;
+            (
+                f.workspace_id.as_str(),
+                f.hour,
+                f.key_display.as_str(),
+                f.source_ip.as_deref(),
+                f.code.as_str(),
+            )
+        });
+        let mut statements = rollup_upserts(&rollups);
+        statements.extend(request_log_inserts(&batch.requests));
+        statements.extend(auth_failure_upserts(&failures));
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.begin_write().await?;
+            let mut result = Ok(());
+            for statement in &statements {
+                if let Err(e) = statement.query().execute(&mut *tx).await {
+                    result = Err(e);
+                    break;
+                }
+            }
+            let result = match result {
+                Ok(()) => tx.commit().await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if is_transient(&e) && attempt < 3 => attempt += 1,
+                Err(e) => return Err(db_error(e)),
+            }
+        }
+    }
+
+    async fn usage_rollups(
+        &self,
+        workspace_id: &str,
+        query: &crate::UsageQuery,
+    ) -> StoreResult<Vec<crate::UsageRollup>> {
+        let mut q = DynamicQuery::new(&format!(
+            "SELECT {} FROM usage_rollups WHERE workspace_id = ",
+            codec::ROLLUP_COLUMNS
+        ));
+        q.text(workspace_id);
+        usage_conditions(&mut q, query);
+        q.push(" ORDER BY day, key_id, operation, project, outcome");
+        q.query()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(codec::rollup_from_row)
+            .collect()
+    }
+
+    async fn usage_totals(
+        &self,
+        workspace_id: &str,
+        query: &crate::UsageQuery,
+        dimension: crate::UsageDimension,
+    ) -> StoreResult<Vec<crate::UsageTotal>> {
+        // A fixed column per dimension; nothing from the request reaches the SQL text.
+        let column = match dimension {
+            crate::UsageDimension::Key => "key_id",
+            crate::UsageDimension::Project => "project",
+            crate::UsageDimension::Operation => "operation",
+            crate::UsageDimension::Day => "day",
+        };
+        // PostgreSQL sums BIGINT into NUMERIC, which the Any driver cannot read as i64.
+        let mut q = DynamicQuery::new(&format!(
+            "SELECT {column} AS grp, outcome, CAST(SUM(requests) AS BIGINT) AS requests, \
+             CAST(SUM(tokens) AS BIGINT) AS tokens, \
+             CAST(SUM(cost_micros) AS BIGINT) AS cost_micros \
+             FROM usage_rollups WHERE workspace_id = "
+        ));
+        q.text(workspace_id);
+        usage_conditions(&mut q, query);
+        q.push(&format!(
+            " GROUP BY {column}, outcome ORDER BY {column}, outcome"
+        ));
+        q.query()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(codec::total_from_row)
+            .collect()
+    }
+
+    async fn request_log_entry(
+        &self,
+        workspace_id: &str,
+        request_id: &str,
+    ) -> StoreResult<Option<crate::RequestLogEntry>> {
+        sqlx::query(&format!(
+            "SELECT {} FROM request_log WHERE request_id = $1 AND workspace_id = $2",
+            codec::REQUEST_LOG_COLUMNS
+        ))
+        .bind(request_id)
+        .bind(workspace_id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_error)?
+        .map(|row| codec::request_from_row(&row))
+        .transpose()
+    }
+
+    async fn purge_request_log(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        // In slices, so SQLite's one writer is never held for long by a big purge.
+        let mut purged = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM request_log WHERE request_id IN \
+                 (SELECT request_id FROM request_log WHERE at < $1 LIMIT $2)",
+            )
+            .bind(millis(before))
+            .bind(PURGE_SLICE)
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+            purged += done.rows_affected();
+            if done.rows_affected() < PURGE_SLICE as u64 {
+                return Ok(purged);
+            }
+        }
+    }
+
+    async fn list_auth_failures(
+        &self,
+        workspace_id: &str,
+        filter: &crate::AuthFailureFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<crate::AuthFailure>> {
+        let limit = codec::clamp_limit(page.limit);
+        let mut q = DynamicQuery::new(&format!(
+            "SELECT {} FROM auth_failures WHERE workspace_id = ",
+            codec::AUTH_FAILURE_COLUMNS
+        ));
+        q.text(workspace_id);
+        if let Some(since) = filter.since {
+            q.push(" AND first_seen >= ").int(millis(since));
+        }
+        if let Some(until) = filter.until {
+            q.push(" AND first_seen <= ").int(millis(until));
+        }
+        if let Some(code) = &filter.code {
+            q.push(" AND code = ").text(code);
+        }
+        if let Some(after) = &page.after {
+            q.after("first_seen", "id", &Cursor::parse(after)?);
+        }
+        q.push(" ORDER BY first_seen DESC, id DESC LIMIT ")
+            .int(limit + 1);
+        let items = q
+            .query()
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(codec::auth_failure_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(codec::into_page(items, limit, |f| Cursor {
+            at: millis(f.first_seen),
+            id: f.id.clone(),
+        }))
+    }
+
+    async fn purge_auth_failures(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM auth_failures WHERE hour < $1")
+            .bind(millis(before))
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
     // --- audit ------------------------------------------------------------------------------
 
     async fn list_audit(
@@ -896,6 +1095,147 @@ impl Store for SqlStore {
             id: entry.id.clone(),
         }))
     }
+}
+
+// --- usage and request log ----------------------------------------------------------------
+
+/// Rows per multi-row statement: at most 11 values each, far below both backends' limits on
+/// bound parameters (32766 for SQLite, 65535 for PostgreSQL).
+const USAGE_ROWS_PER_STATEMENT: usize = 500;
+/// Request-log rows deleted per statement when purging.
+const PURGE_SLICE: i64 = 5000;
+
+fn usage_conditions(q: &mut DynamicQuery, query: &crate::UsageQuery) {
+    if let Some(key_id) = &query.key_id {
+        q.push(" AND key_id = ").text(key_id);
+    }
+    q.push(" AND day >= ")
+        .text(&codec::day_text(query.from))
+        .push(" AND day <= ")
+        .text(&codec::day_text(query.to));
+}
+
+fn rollup_upserts(rollups: &[&crate::UsageRollup]) -> Vec<DynamicQuery> {
+    rollups
+        .chunks(USAGE_ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut q = DynamicQuery::new(&format!(
+                "INSERT INTO usage_rollups ({}) VALUES ",
+                codec::ROLLUP_COLUMNS
+            ));
+            for (i, r) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" })
+                    .text(&r.workspace_id)
+                    .push(", ")
+                    .text(&r.key_id)
+                    .push(", ")
+                    .text(&codec::day_text(r.day))
+                    .push(", ")
+                    .text(&r.operation)
+                    .push(", ")
+                    .text(r.project.as_deref().unwrap_or(""))
+                    .push(", ")
+                    .text(&r.outcome)
+                    .push(", ")
+                    .int(codec::count(r.requests))
+                    .push(", ")
+                    .int(codec::count(r.tokens))
+                    .push(", ")
+                    .int(r.cost.0)
+                    .push(")");
+            }
+            q.push(
+                " ON CONFLICT (workspace_id, key_id, day, operation, project, outcome) \
+                 DO UPDATE SET requests = usage_rollups.requests + excluded.requests, \
+                 tokens = usage_rollups.tokens + excluded.tokens, \
+                 cost_micros = usage_rollups.cost_micros + excluded.cost_micros",
+            );
+            q
+        })
+        .collect()
+}
+
+fn request_log_inserts(requests: &[crate::RequestLogEntry]) -> Vec<DynamicQuery> {
+    requests
+        .chunks(USAGE_ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut q = DynamicQuery::new(&format!(
+                "INSERT INTO request_log ({}) VALUES ",
+                codec::REQUEST_LOG_COLUMNS
+            ));
+            for (i, r) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" })
+                    .text(&r.request_id)
+                    .push(", ")
+                    .text(&r.workspace_id)
+                    .push(", ")
+                    .text(&r.key_id)
+                    .push(", ")
+                    .opt_text(r.key_display.as_deref())
+                    .push(", ")
+                    .int(millis(r.at))
+                    .push(", ")
+                    .text(&r.operation)
+                    .push(", ")
+                    .opt_text(r.project.as_deref())
+                    .push(", ")
+                    .text(&r.outcome)
+                    .push(", ")
+                    .int(codec::count(r.tokens))
+                    .push(", ")
+                    .int(r.cost.0)
+                    .push(", ")
+                    .opt_text(r.source_ip.as_deref())
+                    .push(")");
+            }
+            // A batch retried after a lost acknowledgement writes the same request ids again.
+            q.push(" ON CONFLICT (request_id) DO NOTHING");
+            q
+        })
+        .collect()
+}
+
+fn auth_failure_upserts(failures: &[&crate::AuthFailure]) -> Vec<DynamicQuery> {
+    failures
+        .chunks(USAGE_ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut q = DynamicQuery::new(&format!(
+                "INSERT INTO auth_failures ({}) VALUES ",
+                codec::AUTH_FAILURE_COLUMNS
+            ));
+            for (i, f) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" })
+                    .text(&f.id)
+                    .push(", ")
+                    .text(&f.workspace_id)
+                    .push(", ")
+                    .int(millis(f.hour))
+                    .push(", ")
+                    .text(&f.key_display)
+                    .push(", ")
+                    .text(f.source_ip.as_deref().unwrap_or(""))
+                    .push(", ")
+                    .text(&f.code)
+                    .push(", ")
+                    .int(codec::count(f.attempts))
+                    .push(", ")
+                    .int(millis(f.first_seen))
+                    .push(", ")
+                    .int(millis(f.last_seen))
+                    .push(")");
+            }
+            // CASE rather than MIN/MAX: SQLite's two-argument max() is GREATEST on PostgreSQL.
+            q.push(
+                " ON CONFLICT (workspace_id, hour, key_display, source_ip, code) \
+                 DO UPDATE SET attempts = auth_failures.attempts + excluded.attempts, \
+                 first_seen = CASE WHEN excluded.first_seen < auth_failures.first_seen \
+                 THEN excluded.first_seen ELSE auth_failures.first_seen END, \
+                 last_seen = CASE WHEN excluded.last_seen > auth_failures.last_seen \
+                 THEN excluded.last_seen ELSE auth_failures.last_seen END",
+            );
+            q
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use keygate_core::model::{KeyStatus, Member};
-use keygate_core::KeyHash;
+use keygate_core::{KeyHash, Micros};
 use serde::{Deserialize, Serialize};
 
 /// A member together with the hash of their management token.
@@ -115,4 +115,110 @@ pub enum IdempotencyBegin {
     InProgress,
     /// The key was used before for a different request.
     Mismatch,
+}
+
+// --- usage and request log ----------------------------------------------------------------
+
+/// What one flush of the usage buffer writes, in one transaction: counters to add to the
+/// rollups and to the failed-authentication aggregates, and request-log rows. Rollups and
+/// aggregates must be pre-summed per primary key (one entry per key × day × operation ×
+/// project × outcome, resp. per workspace × hour × display × source × code).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsageBatch {
+    pub rollups: Vec<UsageRollup>,
+    pub requests: Vec<RequestLogEntry>,
+    pub auth_failures: Vec<AuthFailure>,
+}
+
+impl UsageBatch {
+    pub fn is_empty(&self) -> bool {
+        self.rollups.is_empty() && self.requests.is_empty() && self.auth_failures.is_empty()
+    }
+}
+
+/// Counters of one key on one UTC day for one operation, project and outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRollup {
+    pub workspace_id: String,
+    pub key_id: String,
+    pub day: chrono::NaiveDate,
+    pub operation: String,
+    pub project: Option<String>,
+    /// `valid`, a denial code, or `reported` for usage reported after the fact.
+    pub outcome: String,
+    pub requests: u64,
+    pub tokens: u64,
+    pub cost: Micros,
+}
+
+/// One request that identified a key, as the request log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestLogEntry {
+    pub request_id: String,
+    pub workspace_id: String,
+    pub key_id: String,
+    pub key_display: Option<String>,
+    pub at: DateTime<Utc>,
+    pub operation: String,
+    pub project: Option<String>,
+    pub outcome: String,
+    pub tokens: u64,
+    pub cost: Micros,
+    pub source_ip: Option<String>,
+}
+
+/// Failed authentication attempts with the same display form, source and code in one hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthFailure {
+    /// Given when the aggregate's first attempt is written; later batches keep it.
+    pub id: String,
+    pub workspace_id: String,
+    /// Start of the UTC hour the attempts fell in.
+    pub hour: DateTime<Utc>,
+    /// Display form of what was presented (`kg_live_ab12…mn34`); never the secret. Empty
+    /// when no key was sent.
+    pub key_display: String,
+    pub source_ip: Option<String>,
+    /// `missing_api_key`, `malformed_api_key`, `invalid_api_key`, `revoked`, …
+    pub code: String,
+    pub attempts: u64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// Which rollups to read: a workspace's (or one key's) days `from..=to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageQuery {
+    pub key_id: Option<String>,
+    pub from: chrono::NaiveDate,
+    pub to: chrono::NaiveDate,
+}
+
+/// The dimension workspace usage is summed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageDimension {
+    Key,
+    Project,
+    Operation,
+    Day,
+}
+
+/// Rollups summed over everything but one dimension and the outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTotal {
+    /// The key id, project (`None`: requests that named none), operation or `YYYY-MM-DD`.
+    pub group: Option<String>,
+    pub outcome: String,
+    pub requests: u64,
+    pub tokens: u64,
+    pub cost: Micros,
+}
+
+/// Filters for listing failed authentication attempts (by when they were first seen).
+#[derive(Debug, Clone, Default)]
+pub struct AuthFailureFilter {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub code: Option<String>,
 }

@@ -41,3 +41,4 @@ mod keys;
 mod persistence;
 mod secrets;
 mod workspaces;
+mod usage;
