@@ -8,6 +8,7 @@ mod isolation;
 mod lifecycle;
 mod limits;
 mod logs;
+mod openapi;
 mod roles;
 mod rotation;
 mod verify;
