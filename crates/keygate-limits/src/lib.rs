@@ -185,11 +185,22 @@ pub enum LimitKind {
     Credits,
 }
 
+impl LimitKind {
+    /// What `limit`, `used` and `remaining` count, so a client never mistakes micro-dollars
+    /// for dollars.
+    pub fn unit(self) -> &'static str {
+        match self {
+            LimitKind::Rate { .. } => "requests",
+            LimitKind::Tokens => "tokens",
+            LimitKind::Cost | LimitKind::DailySpendCap | LimitKind::Credits => "usd_micros",
+        }
+    }
+}
+
 /// Consumption of one limit. Money kinds (`cost`, `daily_spend_cap`, `credits`) are in
-/// micro-dollars; reserved amounts count as used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// micro-dollars (serialized with `"unit":"usd_micros"`); reserved amounts count as used.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitState {
-    #[serde(flatten)]
     pub kind: LimitKind,
     pub limit: i64,
     pub used: i64,
@@ -198,6 +209,30 @@ pub struct LimitState {
     /// When `remaining` next grows: the oldest relevant request leaving a rate window, or the
     /// budget's reset. `None` when nothing is counted yet or the budget never resets.
     pub reset_at: Option<DateTime<Utc>>,
+}
+
+impl Serialize for LimitState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        let kind = match self.kind {
+            LimitKind::Rate { .. } => "rate",
+            LimitKind::Tokens => "tokens",
+            LimitKind::Cost => "cost",
+            LimitKind::DailySpendCap => "daily_spend_cap",
+            LimitKind::Credits => "credits",
+        };
+        map.serialize_entry("kind", kind)?;
+        if let LimitKind::Rate { window_secs } = self.kind {
+            map.serialize_entry("window_secs", &window_secs)?;
+        }
+        map.serialize_entry("unit", self.kind.unit())?;
+        map.serialize_entry("limit", &self.limit)?;
+        map.serialize_entry("used", &self.used)?;
+        map.serialize_entry("remaining", &self.remaining)?;
+        map.serialize_entry("reset_at", &self.reset_at)?;
+        map.end()
+    }
 }
 
 /// A failure of the limiter itself, as opposed to a denial (which is data in [`Decision`]).
@@ -255,7 +290,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&state).expect("json"),
-            r#"{"kind":"rate","window_secs":60,"limit":60,"used":1,"remaining":59,"reset_at":null}"#
+            r#"{"kind":"rate","window_secs":60,"unit":"requests","limit":60,"used":1,"remaining":59,"reset_at":null}"#
         );
         let cap = LimitState {
             kind: LimitKind::DailySpendCap,
@@ -263,7 +298,7 @@ mod tests {
         };
         assert!(serde_json::to_string(&cap)
             .expect("json")
-            .starts_with(r#"{"kind":"daily_spend_cap","limit""#));
+            .starts_with(r#"{"kind":"daily_spend_cap","unit":"usd_micros","limit""#));
     }
 
     #[test]
