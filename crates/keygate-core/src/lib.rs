@@ -13,6 +13,7 @@ pub mod key;
 pub mod limits;
 pub mod model;
 pub mod money;
+pub mod routing;
 pub mod verdict;
 pub mod verify;
 

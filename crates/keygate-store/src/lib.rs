@@ -52,6 +52,7 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keygate_core::model::{ApiKey, KeyMatch, Member, Project, Workspace};
+use keygate_core::routing::RoutingRule;
 use keygate_core::KeyHash;
 
 /// Everything Keygate persists. Implementations must be safe to share between tasks and nodes:
@@ -236,4 +237,36 @@ pub trait Store: Send + Sync + 'static {
         filter: &AuditFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<AuditEntry>>;
+
+    // --- routing rules ----------------------------------------------------------------------
+
+    /// Inserts a rule with its audit row. Conflict(Name) when the name is taken in the
+    /// workspace. A rule saved as the default takes the flag from the previous default in the
+    /// same transaction.
+    async fn create_routing_rule(&self, rule: &RoutingRule, audit: &AuditEntry) -> StoreResult<()>;
+
+    async fn routing_rule(&self, workspace_id: &str, id: &str) -> StoreResult<RoutingRule>;
+
+    /// A workspace's rules, oldest first (there are few).
+    async fn list_routing_rules(&self, workspace_id: &str) -> StoreResult<Vec<RoutingRule>>;
+
+    /// The workspace's default rule, used for keys without a rule of their own.
+    async fn default_routing_rule(&self, workspace_id: &str) -> StoreResult<Option<RoutingRule>>;
+
+    /// Saves a changed rule if its stored version is still `rule.version` and returns it with
+    /// the new version; `VersionConflict` otherwise, `NotFound` if it is gone.
+    async fn save_routing_rule(
+        &self,
+        rule: &RoutingRule,
+        audit: &AuditEntry,
+    ) -> StoreResult<RoutingRule>;
+
+    /// Deletes a rule and, in the same transaction, clears it from every key that used it
+    /// (those keys fall back to the workspace default). Returns the ids of those keys.
+    async fn delete_routing_rule(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<Vec<String>>;
 }

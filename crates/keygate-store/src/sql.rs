@@ -14,6 +14,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keygate_core::model::{ApiKey, KeyMatch, Member, Project, Role, Workspace};
+use keygate_core::routing::RoutingRule;
 use keygate_core::KeyHash;
 use sqlx::error::ErrorKind;
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
@@ -77,8 +78,10 @@ fn conflict_kind(what: &str) -> ConflictKind {
     } else if [
         "api_keys_name_uq",
         "projects_name_uq",
+        "routing_rules_name_uq",
         "api_keys.name",
         "projects.name",
+        "routing_rules.name",
     ]
     .iter()
     .any(|name| what.contains(name))
@@ -1095,6 +1098,192 @@ impl Store for SqlStore {
             id: entry.id.clone(),
         }))
     }
+
+    // --- routing rules ----------------------------------------------------------------------
+
+    async fn create_routing_rule(&self, rule: &RoutingRule, audit: &AuditEntry) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        if rule.is_default {
+            clear_default_rule(&mut tx, &rule.workspace_id, &rule.id).await?;
+        }
+        sqlx::query(&format!(
+            "INSERT INTO routing_rules ({ROUTING_RULE_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(rule.id.as_str())
+        .bind(rule.workspace_id.as_str())
+        .bind(rule.name.as_str())
+        .bind(bool_int(rule.is_default))
+        .bind(codec::to_json(rule)?)
+        .bind(millis(rule.created_at))
+        .bind(millis(rule.updated_at))
+        .bind(rule.version)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        insert_audit(&mut tx, audit).await?;
+        commit(tx).await
+    }
+
+    async fn routing_rule(&self, workspace_id: &str, id: &str) -> StoreResult<RoutingRule> {
+        let row = sqlx::query(&format!(
+            "SELECT {ROUTING_RULE_COLUMNS} FROM routing_rules WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_error)?
+        .ok_or(StoreError::NotFound)?;
+        routing_rule_from_row(&row)
+    }
+
+    async fn list_routing_rules(&self, workspace_id: &str) -> StoreResult<Vec<RoutingRule>> {
+        sqlx::query(&format!(
+            "SELECT {ROUTING_RULE_COLUMNS} FROM routing_rules WHERE workspace_id = $1 \
+             ORDER BY created_at, id"
+        ))
+        .bind(workspace_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(routing_rule_from_row)
+        .collect()
+    }
+
+    async fn default_routing_rule(&self, workspace_id: &str) -> StoreResult<Option<RoutingRule>> {
+        sqlx::query(&format!(
+            "SELECT {ROUTING_RULE_COLUMNS} FROM routing_rules \
+             WHERE workspace_id = $1 AND is_default = 1"
+        ))
+        .bind(workspace_id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_error)?
+        .map(|row| routing_rule_from_row(&row))
+        .transpose()
+    }
+
+    async fn save_routing_rule(
+        &self,
+        rule: &RoutingRule,
+        audit: &AuditEntry,
+    ) -> StoreResult<RoutingRule> {
+        let mut tx = self.begin_write().await?;
+        if rule.is_default {
+            clear_default_rule(&mut tx, &rule.workspace_id, &rule.id).await?;
+        }
+        let mut saved = rule.clone();
+        saved.version = rule.version + 1;
+        let done = sqlx::query(
+            "UPDATE routing_rules SET name = $4, is_default = $5, body = $6, updated_at = $7, \
+             version = $8 WHERE id = $1 AND workspace_id = $2 AND version = $3",
+        )
+        .bind(rule.id.as_str())
+        .bind(rule.workspace_id.as_str())
+        .bind(rule.version)
+        .bind(rule.name.as_str())
+        .bind(bool_int(rule.is_default))
+        .bind(codec::to_json(&saved)?)
+        .bind(millis(rule.updated_at))
+        .bind(saved.version)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            let exists = sqlx::query(
+                "SELECT 1 AS one FROM routing_rules WHERE id = $1 AND workspace_id = $2",
+            )
+            .bind(rule.id.as_str())
+            .bind(rule.workspace_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            return Err(if exists.is_some() {
+                StoreError::VersionConflict
+            } else {
+                StoreError::NotFound
+            });
+        }
+        insert_audit(&mut tx, audit).await?;
+        commit(tx).await?;
+        Ok(saved)
+    }
+
+    async fn delete_routing_rule(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<Vec<String>> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("DELETE FROM routing_rules WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let keys = sqlx::query(
+            "SELECT id FROM api_keys WHERE workspace_id = $1 AND routing_rule_id = $2 ORDER BY id",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|row| row.try_get::<String, _>("id").map_err(db_error))
+        .collect::<StoreResult<Vec<_>>>()?;
+        sqlx::query(
+            "UPDATE api_keys SET routing_rule_id = NULL, version = version + 1 \
+             WHERE workspace_id = $1 AND routing_rule_id = $2",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        insert_audit(&mut tx, audit).await?;
+        commit(tx).await?;
+        Ok(keys)
+    }
+}
+
+const ROUTING_RULE_COLUMNS: &str =
+    "id, workspace_id, name, is_default, body, created_at, updated_at, version";
+
+/// A rule is its JSON body; the default flag and version are read from their columns, which
+/// are authoritative (a new default clears the flag of the old one by column only).
+fn routing_rule_from_row(row: &sqlx::any::AnyRow) -> StoreResult<RoutingRule> {
+    let corrupt = |e: sqlx::Error| StoreError::Corrupt(format!("routing rule: {e}"));
+    let body: String = row.try_get("body").map_err(corrupt)?;
+    let mut rule: RoutingRule = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("routing rule body is not valid: {e}")))?;
+    rule.is_default = row.try_get::<i64, _>("is_default").map_err(corrupt)? != 0;
+    rule.version = row.try_get("version").map_err(corrupt)?;
+    Ok(rule)
+}
+
+/// Takes the default flag from every other rule of the workspace (there is at most one).
+async fn clear_default_rule(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    keep: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE routing_rules SET is_default = 0, version = version + 1 \
+         WHERE workspace_id = $1 AND is_default = 1 AND id <> $2",
+    )
+    .bind(workspace_id)
+    .bind(keep)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 // --- usage and request log ----------------------------------------------------------------

@@ -39,6 +39,7 @@ mod harness;
 mod idempotency;
 mod keys;
 mod persistence;
+mod routing_rules;
 mod secrets;
-mod workspaces;
 mod usage;
+mod workspaces;
