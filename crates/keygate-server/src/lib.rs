@@ -94,6 +94,7 @@ pub async fn prepare(
         key_cache_ttl: settings.key_cache_ttl,
         max_body_bytes: settings.max_body_bytes,
         broadcaster,
+        usage: settings.usage.clone(),
     });
     Ok((state, bootstrapped))
 }
@@ -112,7 +113,7 @@ pub fn system_clock() -> Arc<dyn Clock> {
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests and flushes what is
-/// buffered (last-used times) before returning.
+/// buffered (last-used times, usage events) before returning.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -120,6 +121,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let flusher = state.last_used.spawn_flusher(Duration::from_secs(1));
     let purger = spawn_idempotency_purger(state.clone());
+    let usage_flusher = state.usage.spawn_flusher();
+    let usage_purger = state
+        .usage
+        .spawn_purger(state.clock.clone(), Duration::from_secs(600));
     let subscriber = state.broadcaster.spawn_subscriber(state.clone());
     let app = router(state.clone());
     let result = axum::serve(
@@ -133,7 +138,12 @@ pub async fn serve(
     if let Some(subscriber) = subscriber {
         subscriber.abort();
     }
+    usage_purger.abort();
     state.last_used.flush().await;
+    // Stopped between two flushes, then flushed once more: the events of requests that
+    // finished during the graceful shutdown are written too.
+    usage_flusher.stop().await;
+    state.usage.flush().await;
     result.context("serving HTTP")
 }
 

@@ -69,7 +69,9 @@ pub async fn verify(
     workspace: Option<&Workspace>,
     attempt: &Attempt<'_>,
 ) -> Result<Outcome, ApiError> {
+    let started = std::time::Instant::now();
     let outcome = decide(state, workspace, attempt).await;
+    state.metrics.verify_latency.observe(started.elapsed());
     if let Ok(outcome) = &outcome {
         state.metrics.count_verification(outcome.denial);
         if let (None, Some(found)) = (outcome.denial, &outcome.key) {
@@ -114,7 +116,10 @@ async fn decide(
             metrics
                 .store_key_lookups
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            store.key_by_hash(&hash).await
+            let started = std::time::Instant::now();
+            let found = store.key_by_hash(&hash).await;
+            metrics.store_lookup_latency.observe(started.elapsed());
+            found
         })
         .await?
         .filter(|m| workspace.is_none_or(|ws| ws.id == m.key.workspace_id));
@@ -148,10 +153,13 @@ async fn decide(
         }
     };
     let admission = admission(workspace, &found, attempt)?;
+    let started = std::time::Instant::now();
     let decision = match attempt.consumption {
-        Consumption::Admit => state.limiter.admit(&admission).await?,
-        Consumption::Reserve { ttl } => state.limiter.reserve(&admission, ttl).await?,
+        Consumption::Admit => state.limiter.admit(&admission).await,
+        Consumption::Reserve { ttl } => state.limiter.reserve(&admission, ttl).await,
     };
+    state.metrics.limiter_latency.observe(started.elapsed());
+    let decision = decision?;
     Ok(Outcome {
         denial: decision.denial,
         key: Some(found),

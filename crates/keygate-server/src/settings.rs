@@ -23,6 +23,8 @@ pub struct ServerSettings {
     pub key_cache_ttl: Duration,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Usage recording: on/off, flush interval, buffer size, request-log retention.
+    pub usage: crate::usage::UsageSettings,
 }
 
 impl ServerSettings {
@@ -41,6 +43,7 @@ impl ServerSettings {
             secret_file,
             key_cache_ttl: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
+            usage: crate::usage::UsageSettings::default(),
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::cache::{CoherentCache, Owned};
 use crate::invalidation::{Broadcaster, Change};
 use crate::last_used::LastUsed;
 use crate::metrics::Metrics;
-use crate::usage::UsageRecorder;
+use crate::usage::{UsageRecorder, UsageSettings};
 
 /// Cheap to clone: one `Arc`.
 #[derive(Clone)]
@@ -53,6 +53,8 @@ pub struct StateParts {
     pub key_cache_ttl: Duration,
     pub max_body_bytes: usize,
     pub broadcaster: Broadcaster,
+    /// How usage is recorded (buffer, flush interval, request-log retention, on/off).
+    pub usage: UsageSettings,
 }
 
 impl AppState {
@@ -60,7 +62,7 @@ impl AppState {
         let ttl = parts.key_cache_ttl;
         Self(Arc::new(AppInner {
             last_used: Arc::new(LastUsed::new(parts.store.clone())),
-            usage: Arc::new(UsageRecorder::default()),
+            usage: Arc::new(UsageRecorder::new(parts.store.clone(), parts.usage)),
             store: parts.store,
             limiter: parts.limiter,
             secret: parts.secret,

@@ -18,8 +18,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<impl IntoResponse,
 
 /// Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    let mut text = state.metrics.render();
+    state.usage.render_metrics(&mut text);
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -16,11 +16,13 @@ use keygate_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::audit::Origin;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::pipeline::{self, Attempt, Consumption};
 use crate::state::AppState;
+use crate::usage::{self, CheckContext, UsageEvent};
 
 /// Longest a reservation may stay open.
 const MAX_RESERVATION_SECS: i64 = 3600;
@@ -74,8 +76,8 @@ pub struct ReportUsage {
     tokens: u64,
     #[serde(default)]
     cost: Micros,
+    /// The operation the usage belongs to (as given to verify); default "verify".
     #[serde(default)]
-    #[expect(dead_code, reason = "recorded with usage once usage recording lands")]
     operation: Option<String>,
 }
 
@@ -84,9 +86,11 @@ pub struct ReportUsage {
 pub async fn report_usage(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     ApiJson(body): ApiJson<ReportUsage>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require_writer("report usage")?;
+    let operation = usage::valid_operation(body.operation)?;
     let key = key_of(&state, &caller, &body.key_id).await?;
     if !key.legacy {
         state
@@ -101,6 +105,21 @@ pub async fn report_usage(
             )
             .await?;
     }
+    // Tokens and cost for the usage report; not a request of its own (the verification
+    // before it was counted).
+    state.usage.record(UsageEvent {
+        request_id: origin.request_id,
+        workspace_id: key.workspace_id.clone(),
+        key_id: Some(key.id.clone()),
+        key_display: Some(key.display.clone()),
+        at: state.clock.now(),
+        operation,
+        project: None,
+        outcome: usage::REPORTED,
+        tokens: body.tokens,
+        cost: body.cost,
+        source_ip: origin.source_ip,
+    });
     Ok(Json(json!({
         "recorded": true,
         "key_id": key.id,
@@ -123,15 +142,24 @@ pub struct Reserve {
     cost: Micros,
     /// How long to hold before the reservation is released by itself: "60s", "5m"; default 5m.
     ttl: Option<String>,
+    /// Recorded with usage, as for verify; default "verify".
+    #[serde(default)]
+    operation: Option<String>,
+    /// The end customer's IP address, as for verify.
+    #[serde(default)]
+    source_ip: Option<String>,
 }
 
 /// `POST /v1/reservations`: verify a key and hold the worst-case amount in one step.
 pub async fn create_reservation(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<Reserve>,
 ) -> Result<(axum::http::HeaderMap, Json<serde_json::Value>), ApiError> {
+    let operation = usage::valid_operation(body.operation)?;
+    let source_ip = usage::valid_source_ip(body.source_ip)?.or(origin.source_ip);
     let ttl = keygate_core::expiry::parse_duration(body.ttl.as_deref().unwrap_or("5m"))
         .map_err(|e| ApiError::invalid(format!("ttl: {e}")))?;
     if ttl.num_seconds() > MAX_RESERVATION_SECS {
@@ -154,6 +182,22 @@ pub async fn create_reservation(
         },
     };
     let outcome = pipeline::verify(&state, Some(&caller.workspace), &attempt).await?;
+    // A hold is not spending: the request is counted, its tokens and cost are not (settled
+    // amounts reach the budgets through the limiter, not the usage rollups).
+    state.usage.record_check(
+        state.clock.now(),
+        &CheckContext {
+            request_id: &origin.request_id,
+            workspace_id: &caller.workspace.id,
+            presented: body.key.as_deref(),
+            operation: &operation,
+            project: body.project.as_deref(),
+            source_ip: source_ip.as_deref(),
+            tokens: 0,
+            cost: Micros::ZERO,
+        },
+        &outcome,
+    );
     let mut out_headers = axum::http::HeaderMap::new();
     if let Some(decision) = &outcome.decision {
         crate::routes::verify::rate_limit_headers(decision, &mut out_headers, state.clock.now());

@@ -1,11 +1,14 @@
 //! The HTTP surface: one module per resource. `router` assembles them with the middleware
 //! every request passes through.
 
+pub mod audit;
 pub mod health;
 pub mod keys;
 pub mod limits;
 pub mod members;
 pub mod projects;
+pub mod requests;
+pub mod usage;
 pub mod verify;
 pub mod workspace;
 
@@ -36,7 +39,13 @@ pub fn router(state: AppState) -> Router {
         .route("/keys/{id}/regenerate", post(keys::regenerate_key))
         .route("/keys/{id}/rotate", post(keys::rotate_key))
         .route("/keys/{id}/limits", get(limits::get_key_limits))
-        .route("/usage", post(limits::report_usage))
+        .route("/keys/{id}/usage", get(usage::get_key_usage))
+        .route(
+            "/usage",
+            post(limits::report_usage).get(usage::get_workspace_usage),
+        )
+        .route("/requests/{request_id}", get(requests::get_request))
+        .route("/audit", get(audit::list_audit))
         .route("/reservations", post(limits::create_reservation))
         .route(
             "/reservations/{id}/settle",

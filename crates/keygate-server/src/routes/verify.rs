@@ -14,11 +14,13 @@ use keygate_core::Micros;
 use keygate_limits::{Decision, LimitState};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::Origin;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::pipeline::{self, Attempt, Consumption};
 use crate::state::AppState;
+use crate::usage::{self, CheckContext};
 
 /// Header a request uses to pick a stricter named rate policy.
 pub const POLICY_HEADER: &str = "keygate-ratelimit-policy";
@@ -36,10 +38,13 @@ pub struct VerifyRequest {
     /// Cost (USD) to consume with this check.
     #[serde(default)]
     cost: Micros,
-    /// What the caller is doing (its route), recorded with usage.
+    /// What the caller is doing (its route), recorded with usage; default "verify".
     #[serde(default)]
-    #[expect(dead_code, reason = "recorded with usage once usage recording lands")]
     operation: Option<String>,
+    /// The end customer's IP address, recorded with usage and failed attempts; default: the
+    /// address the verify call came from.
+    #[serde(default)]
+    source_ip: Option<String>,
 }
 
 /// The key as the verify response shows it: what the caller needs to serve the request.
@@ -92,9 +97,12 @@ pub struct VerifyResponse {
 pub async fn verify_key(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     headers: HeaderMap,
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let operation = usage::valid_operation(body.operation)?;
+    let source_ip = usage::valid_source_ip(body.source_ip)?.or(origin.source_ip);
     let policy = headers.get(POLICY_HEADER).and_then(|v| v.to_str().ok());
     let attempt = Attempt {
         key: body.key.as_deref(),
@@ -108,6 +116,20 @@ pub async fn verify_key(
         consumption: Consumption::Admit,
     };
     let outcome = pipeline::verify(&state, Some(&caller.workspace), &attempt).await?;
+    state.usage.record_check(
+        state.clock.now(),
+        &CheckContext {
+            request_id: &origin.request_id,
+            workspace_id: &caller.workspace.id,
+            presented: body.key.as_deref(),
+            operation: &operation,
+            project: body.project.as_deref(),
+            source_ip: source_ip.as_deref(),
+            tokens: body.tokens,
+            cost: body.cost,
+        },
+        &outcome,
+    );
     let retry_after = outcome.decision.as_ref().and_then(|d| d.retry_after_secs);
     let mut response_headers = HeaderMap::new();
     if let Some(decision) = &outcome.decision {
