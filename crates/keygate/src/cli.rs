@@ -68,6 +68,24 @@ pub struct ServeArgs {
     /// Emit logs as JSON lines.
     #[arg(long, env = "KEYGATE_LOG_JSON")]
     pub log_json: bool,
+    /// How long the request log keeps each request (`7d`, `24h`, `30d`), for "which key made
+    /// request req_…"; daily usage rollups are kept for good.
+    #[arg(
+        long = "usage-retention",
+        env = "KEYGATE_REQUEST_LOG_RETENTION",
+        default_value = "7d",
+        value_name = "DURATION",
+        value_parser = parse_retention
+    )]
+    pub usage_retention: std::time::Duration,
+    /// Record usage, the request log and failed attempts (`on`), or not (`off`).
+    #[arg(
+        long = "usage-recording",
+        env = "KEYGATE_USAGE_RECORDING",
+        default_value = "on",
+        value_parser = ["on", "off"]
+    )]
+    pub usage_recording: String,
 }
 
 #[derive(Debug, Args)]
@@ -537,6 +555,13 @@ fn parse_since(text: &str) -> Result<String, String> {
     parse_time(text.trim()).ok_or_else(|| {
         format!("{text:?}: use a duration back (24h, 7d), a date or an RFC 3339 time")
     })
+}
+
+fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
+    keygate_core::expiry::parse_duration(text)
+        .map_err(|e| e.to_string())?
+        .to_std()
+        .map_err(|_| format!("{text:?}: the retention must be positive"))
 }
 
 fn parse_duration_text(text: &str) -> Result<String, String> {

@@ -13,6 +13,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     settings.listen = args.listen;
     settings.redis_url = args.redis_url;
     settings.secret_hex = args.database.secret;
+    settings.usage.request_log_retention = args.usage_retention;
+    settings.usage.enabled = args.usage_recording == "on";
 
     let (state, bootstrapped) = prepare(&settings, system_clock()).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
