@@ -56,6 +56,19 @@ pub enum ApiError {
     /// The limiter cannot be reached: fail closed.
     #[error("limiter unavailable: {0}")]
     LimiterUnavailable(String),
+    /// Gateway: the upstream could not be reached or broke the connection (the text, for the
+    /// log, names which and why).
+    #[error("upstream unavailable: {0}")]
+    UpstreamUnavailable(String),
+    /// Gateway: the upstream did not answer within its timeout.
+    #[error("upstream timed out: {0}")]
+    UpstreamTimeout(String),
+    /// AI gateway: no configured provider serves (or prices) the requested model.
+    #[error("model not found: {0}")]
+    ModelNotFound(String),
+    /// A gateway request body over its configured limit (in bytes).
+    #[error("request body over {0} bytes")]
+    RequestTooLarge(usize),
     /// Anything that is our fault. The text is logged, never shown.
     #[error("internal: {0}")]
     Internal(String),
@@ -121,6 +134,28 @@ impl ApiError {
                 503,
                 Denial::LimiterUnavailable.code(),
                 Denial::LimiterUnavailable.message().to_string(),
+            ),
+            UpstreamUnavailable(_) => (
+                502,
+                "upstream_unavailable",
+                "The service behind this gateway could not be reached. Retry later, and quote the request id if it persists."
+                    .to_string(),
+            ),
+            UpstreamTimeout(_) => (
+                504,
+                "upstream_timeout",
+                "The service behind this gateway did not answer in time. Retry later, and quote the request id if it persists."
+                    .to_string(),
+            ),
+            ModelNotFound(model) => (
+                404,
+                "model_not_found",
+                format!("The model {model:?} is not offered here. GET /v1/models lists the models you can use."),
+            ),
+            RequestTooLarge(limit) => (
+                413,
+                "payload_too_large",
+                format!("The request body is too large (the limit is {limit} bytes)."),
             ),
             Internal(_) => (
                 500,

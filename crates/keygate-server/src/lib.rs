@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod cache;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod idempotency;
 pub mod invalidation;
 pub mod last_used;
@@ -95,6 +96,11 @@ pub async fn prepare(
         max_body_bytes: settings.max_body_bytes,
         broadcaster,
         usage: settings.usage.clone(),
+        gateway: settings
+            .gateway
+            .clone()
+            .map(|config| gateway::Gateway::new(config, settings.key_cache_ttl))
+            .transpose()?,
     });
     Ok((state, bootstrapped))
 }

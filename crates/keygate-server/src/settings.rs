@@ -25,6 +25,8 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Usage recording: on/off, flush interval, buffer size, request-log retention.
     pub usage: crate::usage::UsageSettings,
+    /// Gateway mode (proxy routes, AI providers), from `--config`; `None` serves no gateway.
+    pub gateway: Option<crate::gateway::GatewayConfig>,
 }
 
 impl ServerSettings {
@@ -44,6 +46,7 @@ impl ServerSettings {
             key_cache_ttl: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
             usage: crate::usage::UsageSettings::default(),
+            gateway: None,
         }
     }
 }

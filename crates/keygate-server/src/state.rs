@@ -35,6 +35,8 @@ pub struct AppInner {
     pub last_used: Arc<LastUsed>,
     pub usage: Arc<UsageRecorder>,
     pub max_body_bytes: usize,
+    /// Gateway mode's config and upstream client; `None` when no config file was given.
+    pub gateway: Option<Arc<crate::gateway::Gateway>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -55,6 +57,7 @@ pub struct StateParts {
     pub broadcaster: Broadcaster,
     /// How usage is recorded (buffer, flush interval, request-log retention, on/off).
     pub usage: UsageSettings,
+    pub gateway: Option<crate::gateway::Gateway>,
 }
 
 impl AppState {
@@ -74,6 +77,7 @@ impl AppState {
             metrics: Metrics::default(),
             broadcaster: Arc::new(parts.broadcaster),
             max_body_bytes: parts.max_body_bytes,
+            gateway: parts.gateway.map(Arc::new),
         }))
     }
 

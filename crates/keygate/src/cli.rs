@@ -86,6 +86,10 @@ pub struct ServeArgs {
         value_parser = ["on", "off"]
     )]
     pub usage_recording: String,
+    /// Gateway config (TOML): proxy routes, AI providers and prices. See
+    /// `keygate.example.toml`. Without it no gateway routes are served.
+    #[arg(long = "config", env = "KEYGATE_CONFIG_FILE", value_name = "PATH")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

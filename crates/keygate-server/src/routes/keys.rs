@@ -53,6 +53,8 @@ pub struct CreateKey {
     metadata: Map<String, Value>,
     #[serde(default)]
     limits: KeyLimits,
+    /// The AI gateway's routing rule for this key (`rr_…`); none means the workspace default.
+    routing_rule_id: Option<String>,
 }
 
 pub async fn create_key(
@@ -78,7 +80,12 @@ pub async fn create_key(
         status: KeyStatus::Active,
         metadata: valid_metadata(body.metadata)?,
         limits: valid_limits(body.limits)?,
-        routing_rule_id: None,
+        routing_rule_id: match &body.routing_rule_id {
+            Some(id) => {
+                Some(crate::routes::routing_rules::valid_rule_id(&state, &caller, id).await?)
+            }
+            None => None,
+        },
         display: secret.display(),
         legacy: false,
         created_by: caller.member.id.clone(),
@@ -185,6 +192,9 @@ pub struct UpdateKey {
     expires_at: Option<Option<String>>,
     metadata: Option<Map<String, Value>>,
     limits: Option<KeyLimits>,
+    /// `"rr_…"` to route by that rule, `null` to fall back to the workspace default.
+    #[serde(default, deserialize_with = "nullable")]
+    routing_rule_id: Option<Option<String>>,
 }
 
 pub async fn update_key(
@@ -220,6 +230,13 @@ pub async fn update_key(
     };
     let metadata = body.metadata.map(valid_metadata).transpose()?;
     let limits = body.limits.map(valid_limits).transpose()?;
+    let routing_rule_id = match body.routing_rule_id {
+        Some(Some(id)) => Some(Some(
+            crate::routes::routing_rules::valid_rule_id(&state, &caller, &id).await?,
+        )),
+        Some(None) => Some(None),
+        None => None,
+    };
     let saved = change_key(&state, &caller, &origin, &id, "key.update", SecretChange::None, |key| {
         if key.legacy && limits.as_ref().is_some_and(|l| !l.is_empty()) {
             return Err(ApiError::invalid(
@@ -246,6 +263,9 @@ pub async fn update_key(
         }
         if let Some(limits) = &limits {
             key.limits = limits.clone();
+        }
+        if let Some(rule) = &routing_rule_id {
+            key.routing_rule_id = rule.clone();
         }
         Ok(())
     })

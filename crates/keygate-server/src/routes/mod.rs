@@ -6,8 +6,10 @@ pub mod health;
 pub mod keys;
 pub mod limits;
 pub mod members;
+pub mod openapi;
 pub mod projects;
 pub mod requests;
+pub mod routing_rules;
 pub mod usage;
 pub mod verify;
 pub mod workspace;
@@ -70,6 +72,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/me", get(workspace::get_me))
         .route(
+            "/routing-rules",
+            post(routing_rules::create_routing_rule).get(routing_rules::list_routing_rules),
+        )
+        .route(
+            "/routing-rules/{id}",
+            get(routing_rules::get_routing_rule)
+                .patch(routing_rules::update_routing_rule)
+                .delete(routing_rules::delete_routing_rule),
+        )
+        .route(
             "/workspace",
             get(workspace::get_workspace).patch(workspace::update_workspace),
         )
@@ -80,8 +92,12 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .nest("/v1", v1)
+        // Gateway mode: configured proxy prefixes and the AI endpoints, outside the
+        // management API's idempotency layer (their POSTs go to an upstream, not the store).
+        .merge(crate::gateway::routes(&state))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::openapi))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))

@@ -83,6 +83,24 @@ impl TestApp {
     }
 
     pub async fn spawn_with(options: Spawn) -> TestApp {
+        Self::spawn_configured(options, None).await
+    }
+
+    /// A server in gateway mode with this config (proxy routes, AI providers).
+    pub async fn spawn_gateway(config: keygate_server::gateway::GatewayConfig) -> TestApp {
+        let options = Spawn {
+            dir: None,
+            database_url: None,
+            redis_url: None,
+            clock: None,
+        };
+        Self::spawn_configured(options, Some(config)).await
+    }
+
+    async fn spawn_configured(
+        options: Spawn,
+        gateway: Option<keygate_server::gateway::GatewayConfig>,
+    ) -> TestApp {
         init_logging();
         let dir = options
             .dir
@@ -93,6 +111,7 @@ impl TestApp {
         let mut settings = ServerSettings::for_database(&database_url);
         settings.secret_file = dir.path().join("keygate.secret");
         settings.redis_url = options.redis_url;
+        settings.gateway = gateway;
         let clock = options
             .clock
             .unwrap_or_else(|| FixedClock::at(chrono::Utc::now()));

@@ -6,6 +6,10 @@ mod backends;
 
 mod audit;
 mod errors;
+mod gateway_ai;
+mod gateway_e2e;
+mod gateway_proxy;
+mod gateway_rules;
 mod helpers;
 mod idempotency;
 mod isolation;
@@ -16,5 +20,6 @@ mod metrics;
 mod openapi;
 mod roles;
 mod rotation;
+mod upstream;
 mod usage;
 mod verify;

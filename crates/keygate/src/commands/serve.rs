@@ -15,6 +15,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     settings.secret_hex = args.database.secret;
     settings.usage.request_log_retention = args.usage_retention;
     settings.usage.enabled = args.usage_recording == "on";
+    if let Some(path) = &args.config {
+        // Provider credentials are named in the file and read from the environment here, so
+        // the file itself can be committed without secrets.
+        let config = keygate_server::gateway::GatewayConfig::from_file(path, &|name| {
+            std::env::var(name).ok()
+        })
+        .with_context(|| format!("gateway config {}", path.display()))?;
+        settings.gateway = Some(config);
+    }
 
     let (state, bootstrapped) = prepare(&settings, system_clock()).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)

@@ -1,0 +1,426 @@
+//! Metering AI answers as they stream through: read the `usage` the provider reports, price
+//! it, and settle the request's reservation to the actual amount — without holding the body.
+//!
+//! A streamed (SSE) answer is passed on one complete event at a time: bytes are held only
+//! until the event they belong to is complete, and every complete event goes out at once. The
+//! usage is in the last chunk (the gateway asks for it with `stream_options.include_usage`);
+//! when the client did not ask for that chunk itself, it is taken out, so the client sees the
+//! stream it asked for. A plain JSON answer is passed on chunk by chunk while the first and
+//! last 64 KiB are kept, which is where `usage` is (providers write it after `choices`/`data`).
+//!
+//! Settling happens when the body ends, fails, or is dropped because the client went away; an
+//! answer that never showed its usage is charged the worst case that was reserved for it, so
+//! a client cannot spend for free by hanging up before the last chunk.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::Stream;
+use keygate_core::model::KeyMatch;
+use keygate_core::Micros;
+use keygate_limits::Subject;
+use serde::Deserialize;
+
+use super::config::Price;
+use super::UsageContext;
+use crate::state::AppState;
+
+/// The `usage` object of the OpenAI wire format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub total_tokens: u64,
+}
+
+impl Usage {
+    /// Tokens to charge: the provider's total, or the sum of the parts when it gives none.
+    pub fn tokens(&self) -> u64 {
+        if self.total_tokens > 0 {
+            self.total_tokens
+        } else {
+            self.prompt_tokens.saturating_add(self.completion_tokens)
+        }
+    }
+
+    pub fn cost(&self, price: &Price) -> Micros {
+        price.cost(self.prompt_tokens, self.completion_tokens)
+    }
+}
+
+/// The last `"usage": {…}` object in raw JSON text. Inside JSON strings quotes are escaped, so
+/// an unescaped `"usage"` followed by `:` and `{` can only be a key; the last one is the
+/// top-level one in OpenAI answers.
+pub fn find_usage(json: &[u8]) -> Option<Usage> {
+    const NEEDLE: &[u8] = b"\"usage\"";
+    let mut end = json.len();
+    while let Some(at) = rfind(&json[..end], NEEDLE) {
+        let mut i = at + NEEDLE.len();
+        let skip_ws = |i: &mut usize| {
+            while json.get(*i).is_some_and(|b| b.is_ascii_whitespace()) {
+                *i += 1;
+            }
+        };
+        skip_ws(&mut i);
+        if json.get(i) == Some(&b':') {
+            i += 1;
+            skip_ws(&mut i);
+            if json.get(i) == Some(&b'{') {
+                let mut values =
+                    serde_json::Deserializer::from_slice(&json[i..]).into_iter::<Usage>();
+                if let Some(Ok(usage)) = values.next() {
+                    return Some(usage);
+                }
+            }
+        }
+        end = at;
+    }
+    None
+}
+
+fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Splits an SSE byte stream into events and notes the usage the events carry.
+#[derive(Debug, Default)]
+pub struct SseMeter {
+    pending: Vec<u8>,
+    pub usage: Option<Usage>,
+    /// Take out the usage-only chunk (the client did not ask for it).
+    hide_usage_chunk: bool,
+}
+
+impl SseMeter {
+    pub fn new(hide_usage_chunk: bool) -> Self {
+        Self {
+            hide_usage_chunk,
+            ..Self::default()
+        }
+    }
+
+    /// Takes the next bytes from upstream and returns the complete events to pass on.
+    pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
+        self.pending.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while let Some((len, sep)) = event_end(&self.pending[start..]) {
+            let event = &self.pending[start..start + len];
+            if inspect(&mut self.usage, self.hide_usage_chunk, event) {
+                out.extend_from_slice(&self.pending[start..start + len + sep]);
+            }
+            start += len + sep;
+        }
+        self.pending.drain(..start);
+        Bytes::from(out)
+    }
+
+    /// Whatever is left when the stream ends (an event without its blank line).
+    pub fn finish(&mut self) -> Bytes {
+        let rest = std::mem::take(&mut self.pending);
+        if !rest.is_empty() {
+            inspect(&mut self.usage, self.hide_usage_chunk, &rest);
+        }
+        Bytes::from(rest)
+    }
+}
+
+/// Notes the usage one event carries; `false` when the event is to be taken out (a
+/// usage-only chunk the client did not ask for).
+fn inspect(usage: &mut Option<Usage>, hide_usage_chunk: bool, event: &[u8]) -> bool {
+    for line in event.split(|&b| b == b'\n') {
+        let Some(data) = line.strip_prefix(b"data:") else {
+            continue;
+        };
+        let data = data.trim_ascii();
+        if find(data, b"\"usage\"").is_none() {
+            continue;
+        }
+        if let Some(found) = find_usage(data) {
+            *usage = Some(found);
+            if hide_usage_chunk {
+                let empty_choices = serde_json::from_slice::<serde_json::Value>(data)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("choices")
+                            .and_then(|c| c.as_array())
+                            .map(Vec::is_empty)
+                    })
+                    .unwrap_or(false);
+                if empty_choices {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Length of the first event and of its terminating blank line, if a whole event is there.
+fn event_end(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        if bytes[i] == b'\n' {
+            if bytes[i + 1] == b'\n' {
+                return Some((i, 2));
+            }
+            if bytes[i + 1] == b'\r' && bytes.get(i + 2) == Some(&b'\n') {
+                return Some((i, 3));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Keeps the first and last 64 KiB of a JSON answer, where its `usage` is.
+#[derive(Debug, Default)]
+pub struct JsonMeter {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    /// Whether bytes between `head` and `tail` were dropped.
+    gap: bool,
+}
+
+const WINDOW: usize = 64 * 1024;
+
+impl JsonMeter {
+    pub fn feed(&mut self, mut chunk: &[u8]) {
+        if self.head.len() < WINDOW {
+            let take = (WINDOW - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+        }
+        self.tail.extend_from_slice(chunk);
+        if self.tail.len() > 2 * WINDOW {
+            let cut = self.tail.len() - WINDOW;
+            self.tail.drain(..cut);
+            self.gap = true;
+        }
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        if self.gap {
+            find_usage(&self.tail).or_else(|| find_usage(&self.head))
+        } else {
+            let mut whole = self.head.clone();
+            whole.extend_from_slice(&self.tail);
+            find_usage(&whole)
+        }
+    }
+}
+
+/// What a finished AI request is charged, and to whom.
+pub(crate) struct Settlement {
+    pub state: AppState,
+    pub found: Arc<KeyMatch>,
+    pub reservation_id: Option<String>,
+    pub price: Price,
+    /// The reserved worst case, charged when the answer shows no usage.
+    pub worst_tokens: u64,
+    pub worst_cost: Micros,
+    pub usage: UsageContext,
+}
+
+impl Settlement {
+    /// Settles the reservation to the actual usage (or the worst case) and records it.
+    pub async fn finish(self, usage: Option<Usage>) {
+        let (tokens, cost) = match usage {
+            Some(u) => (u.tokens(), u.cost(&self.price)),
+            None => (self.worst_tokens, self.worst_cost),
+        };
+        if let Some(id) = &self.reservation_id {
+            let settled = self.state.limiter.settle(id, tokens, cost).await;
+            let result = match settled {
+                Ok(true) => Ok(()),
+                // The hold expired before the answer ended: what was spent still counts.
+                Ok(false) => {
+                    let key = &self.found.key;
+                    self.state
+                        .limiter
+                        .record(&Subject::new(&key.workspace_id, &key.id), tokens, cost)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, request_id = %self.usage.request_id, "could not charge an AI request's usage");
+            }
+        }
+        self.usage
+            .record(&self.state, Some(&self.found), None, tokens, cost);
+    }
+
+    /// Drops the hold without charging (the provider answered nothing billable).
+    pub async fn release(self) {
+        if let Some(id) = &self.reservation_id {
+            if let Err(e) = self.state.limiter.release(id).await {
+                tracing::warn!(error = %e, "could not release an AI request's reservation");
+            }
+        }
+        self.usage
+            .record(&self.state, Some(&self.found), None, 0, Micros::ZERO);
+    }
+}
+
+enum Meter {
+    Sse(SseMeter),
+    Json(JsonMeter),
+}
+
+/// The answer's body on its way to the client, metered, settling once at its end.
+pub(crate) struct MeteredBody {
+    inner: BoxStream<'static, Result<Bytes, std::io::Error>>,
+    meter: Meter,
+    settlement: Option<Settlement>,
+}
+
+impl MeteredBody {
+    pub fn sse(
+        inner: BoxStream<'static, Result<Bytes, std::io::Error>>,
+        hide_usage_chunk: bool,
+        settlement: Settlement,
+    ) -> Self {
+        Self {
+            inner,
+            meter: Meter::Sse(SseMeter::new(hide_usage_chunk)),
+            settlement: Some(settlement),
+        }
+    }
+
+    pub fn json(
+        inner: BoxStream<'static, Result<Bytes, std::io::Error>>,
+        settlement: Settlement,
+    ) -> Self {
+        Self {
+            inner,
+            meter: Meter::Json(JsonMeter::default()),
+            settlement: Some(settlement),
+        }
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        match &self.meter {
+            Meter::Sse(m) => m.usage,
+            Meter::Json(m) => m.usage(),
+        }
+    }
+
+    /// Settles in the background (a body cannot await); at most once.
+    fn settle(&mut self) {
+        if let Some(settlement) = self.settlement.take() {
+            let usage = self.usage();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(settlement.finish(usage));
+            }
+        }
+    }
+}
+
+impl Stream for MeteredBody {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => match &mut this.meter {
+                    Meter::Json(m) => {
+                        m.feed(&chunk);
+                        return Poll::Ready(Some(Ok(chunk)));
+                    }
+                    Meter::Sse(m) => {
+                        let out = m.feed(&chunk);
+                        if !out.is_empty() {
+                            return Poll::Ready(Some(Ok(out)));
+                        }
+                    }
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    this.settle();
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => {
+                    let rest = match &mut this.meter {
+                        Meter::Sse(m) => m.finish(),
+                        Meter::Json(_) => Bytes::new(),
+                    };
+                    this.settle();
+                    if rest.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Ok(rest)));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MeteredBody {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_found_as_a_key_not_inside_strings() {
+        let json = br#"{"choices":[{"message":{"content":"say \"usage\": {\"total_tokens\": 999}"}}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#;
+        assert_eq!(
+            find_usage(json),
+            Some(Usage {
+                prompt_tokens: 3,
+                completion_tokens: 4,
+                total_tokens: 7
+            })
+        );
+        assert_eq!(find_usage(br#"{"usage":null}"#), None);
+        assert_eq!(
+            find_usage(br#"{"usage" : {"prompt_tokens":5}}"#).map(|u| u.tokens()),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn sse_events_pass_whole_and_the_usage_chunk_can_be_hidden() {
+        let mut meter = SseMeter::new(true);
+        let first = meter.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\ndata: {\"cho");
+        assert_eq!(
+            &first[..],
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n"
+        );
+        let second = meter.feed(b"ices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":1,\"total_tokens\":3}}\n\ndata: [DONE]\n\n");
+        assert_eq!(&second[..], b"data: [DONE]\n\n");
+        assert_eq!(meter.usage.map(|u| u.tokens()), Some(3));
+        assert!(meter.finish().is_empty());
+
+        let mut shown = SseMeter::new(false);
+        let event = b"data: {\"choices\":[],\"usage\":{\"total_tokens\":3}}\r\n\r\n";
+        assert_eq!(&shown.feed(event)[..], &event[..]);
+    }
+
+    #[test]
+    fn json_meter_keeps_the_tail_of_a_long_answer() {
+        let mut meter = JsonMeter::default();
+        meter.feed(b"{\"data\":[");
+        for _ in 0..10_000 {
+            meter.feed(b"0.123456789,");
+        }
+        meter.feed(b"0],\"usage\":{\"prompt_tokens\":8,\"total_tokens\":8}}");
+        assert_eq!(meter.usage().map(|u| u.tokens()), Some(8));
+    }
+}

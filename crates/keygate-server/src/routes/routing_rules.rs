@@ -1,0 +1,256 @@
+//! `/v1/routing-rules`: how the AI gateway routes a key's requests (see
+//! `keygate-core/src/routing.rs`). Owners and editors write, viewers read; every change is
+//! audited in the same transaction. A key uses the rule in its `routing_rule_id`, else the
+//! workspace's default rule — the one rule saved with `"default": true` (saving another
+//! default takes the flag from the previous one) — else the first provider in the config that
+//! serves the requested model.
+//!
+//! When the server has AI providers configured, a rule may only name those providers, so a
+//! typo is caught when the rule is written rather than when a request needs it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use keygate_core::ids;
+use keygate_core::routing::{validate_targets, RoutingMode, RoutingRule, RoutingTarget};
+use keygate_store::StoreError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::audit::{self, Origin};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{nullable, ApiJson, ApiPath};
+use crate::invalidation::Change;
+use crate::routes::keys::valid_name;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRule {
+    name: String,
+    description: Option<String>,
+    mode: RoutingMode,
+    targets: Vec<RoutingTarget>,
+    #[serde(default)]
+    default: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRule {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+    mode: Option<RoutingMode>,
+    targets: Option<Vec<RoutingTarget>>,
+    default: Option<bool>,
+}
+
+pub async fn create_routing_rule(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    ApiJson(body): ApiJson<CreateRule>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_writer("create routing rules")?;
+    let now = state.clock.now();
+    let rule = RoutingRule {
+        id: ids::new_id("rr"),
+        workspace_id: caller.workspace.id.clone(),
+        name: valid_name(&body.name)?,
+        description: valid_description(body.description)?,
+        mode: body.mode,
+        targets: body.targets,
+        is_default: body.default,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    check_targets(&state, &rule)?;
+    let entry = audit::entry(
+        &caller,
+        &origin,
+        "routing_rule.create",
+        "routing_rule",
+        &rule.id,
+        audit::diff(&Value::Null, &to_json(&rule)),
+        now,
+    );
+    state.store.create_routing_rule(&rule, &entry).await?;
+    rules_changed(&state, &rule).await;
+    Ok((StatusCode::CREATED, Json(rule)))
+}
+
+pub async fn list_routing_rules(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let rules = state.store.list_routing_rules(&caller.workspace.id).await?;
+    Ok(Json(json!({ "items": rules })))
+}
+
+pub async fn get_routing_rule(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<RoutingRule>, ApiError> {
+    Ok(Json(load(&state, &caller, &id).await?))
+}
+
+pub async fn update_routing_rule(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateRule>,
+) -> Result<Json<RoutingRule>, ApiError> {
+    caller.require_writer("change routing rules")?;
+    let name = body.name.as_deref().map(valid_name).transpose()?;
+    let description = body.description.map(valid_description).transpose()?;
+    let current = load(&state, &caller, &id).await?;
+    let mut next = current.clone();
+    if let Some(name) = name {
+        next.name = name;
+    }
+    if let Some(description) = description {
+        next.description = description;
+    }
+    if let Some(mode) = body.mode {
+        next.mode = mode;
+    }
+    if let Some(targets) = body.targets {
+        next.targets = targets;
+    }
+    if let Some(default) = body.default {
+        next.is_default = default;
+    }
+    check_targets(&state, &next)?;
+    let now = state.clock.now();
+    next.updated_at = now;
+    let entry = audit::entry(
+        &caller,
+        &origin,
+        "routing_rule.update",
+        "routing_rule",
+        &id,
+        audit::diff(&to_json(&current), &to_json(&next)),
+        now,
+    );
+    let saved = state
+        .store
+        .save_routing_rule(&next, &entry)
+        .await
+        .map_err(not_found)?;
+    rules_changed(&state, &saved).await;
+    Ok(Json(saved))
+}
+
+pub async fn delete_routing_rule(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_writer("delete routing rules")?;
+    let current = load(&state, &caller, &id).await?;
+    let now = state.clock.now();
+    let entry = audit::entry(
+        &caller,
+        &origin,
+        "routing_rule.delete",
+        "routing_rule",
+        &id,
+        audit::diff(&to_json(&current), &Value::Null),
+        now,
+    );
+    let cleared = state
+        .store
+        .delete_routing_rule(&caller.workspace.id, &id, &entry)
+        .await
+        .map_err(not_found)?;
+    rules_changed(&state, &current).await;
+    for key_id in cleared {
+        state.changed(Change::Key(key_id)).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The id of a rule of the caller's workspace, for a key's `routing_rule_id`.
+pub async fn valid_rule_id(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<String, ApiError> {
+    match load(state, caller, id).await {
+        Ok(rule) => Ok(rule.id),
+        Err(ApiError::NotFound(_)) => Err(ApiError::invalid(format!(
+            "routing_rule_id: there is no routing rule {id:?} in this workspace (see GET /v1/routing-rules)"
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<RoutingRule, ApiError> {
+    if !ids::looks_like("rr", id) {
+        return Err(ApiError::NotFound("routing rule"));
+    }
+    state
+        .store
+        .routing_rule(&caller.workspace.id, id)
+        .await
+        .map_err(not_found)
+}
+
+fn not_found(error: StoreError) -> ApiError {
+    match error {
+        StoreError::NotFound => ApiError::NotFound("routing rule"),
+        other => other.into(),
+    }
+}
+
+fn check_targets(state: &AppState, rule: &RoutingRule) -> Result<(), ApiError> {
+    validate_targets(rule.mode, &rule.targets)
+        .map_err(|e| ApiError::invalid(format!("targets: {e}")))?;
+    let ai = state.gateway.as_ref().and_then(|g| g.config.ai.as_ref());
+    if let Some(ai) = ai {
+        if let Some(unknown) = rule
+            .targets
+            .iter()
+            .find(|t| ai.provider(&t.provider).is_none())
+        {
+            let known: Vec<&str> = ai.providers.iter().map(|p| p.name.as_str()).collect();
+            return Err(ApiError::invalid(format!(
+                "targets: provider {:?} is not configured on this server; configured: {}",
+                unknown.provider,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn valid_description(description: Option<String>) -> Result<Option<String>, ApiError> {
+    match description {
+        Some(d) if d.chars().count() > 1000 => Err(ApiError::invalid(
+            "description must be at most 1000 characters",
+        )),
+        Some(d) if d.trim().is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+fn to_json(rule: &RoutingRule) -> Value {
+    serde_json::to_value(rule).unwrap_or(Value::Null)
+}
+
+async fn rules_changed(state: &AppState, rule: &RoutingRule) {
+    if let Some(gateway) = &state.gateway {
+        gateway.rules_changed(&rule.workspace_id, &rule.id).await;
+    }
+}
