@@ -51,6 +51,7 @@ for n in $(seq 1 "$KEYS"); do
     -H 'content-type: application/json' \
     -d "{\"name\":\"bench-$n\",\"limits\":{\"rate_limits\":[{\"limit\":100000000,\"window\":\"1m\"}]}}" \
     | sed -n 's/.*"secret":"\([^"]*\)".*/\1/p' >>"$WORK/keys.txt"
+  echo >>"$WORK/keys.txt" # curl's answer has no final newline
 done
 stop
 
@@ -74,6 +75,6 @@ for r in $(seq 1 "$RUNS"); do
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 m_on=$(median "${ON[@]}"); m_off=$(median "${OFF[@]}")
-rows=$(sqlite3 "$WORK/k.db" 'SELECT COUNT(*) FROM request_log' 2>/dev/null || echo "?")
+rows=$(sqlite3 "$WORK/k.db" "SELECT outcome || ' ' || COUNT(*) FROM request_log GROUP BY outcome" 2>/dev/null | tr "\n" " " || echo "?")
 echo "median rps: on $m_on, off $m_off; ratio on/off $(awk "BEGIN {printf \"%.3f\", $m_on / $m_off}")"
-echo "request-log rows written while on: $rows"
+echo "request-log rows by outcome (all runs with recording on): $rows"
