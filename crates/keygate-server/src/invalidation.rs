@@ -29,6 +29,11 @@ pub enum Change {
     LegacyKeys(String),
     /// A cached "no such key" for this secret hash is wrong now (import).
     Hash(KeyHash),
+    /// A routing rule, and with it the workspace's default rule, as the gateway caches them.
+    RoutingRule {
+        workspace_id: String,
+        rule_id: String,
+    },
 }
 
 impl Change {
@@ -39,6 +44,10 @@ impl Change {
             Change::Workspace(id) => format!("workspace:{id}"),
             Change::LegacyKeys(id) => format!("legacy:{id}"),
             Change::Hash(hash) => format!("hash:{}", hash.to_hex()),
+            Change::RoutingRule {
+                workspace_id,
+                rule_id,
+            } => format!("rule:{workspace_id}/{rule_id}"),
         }
     }
 
@@ -51,6 +60,13 @@ impl Change {
             "workspace" => Change::Workspace(value),
             "legacy" => Change::LegacyKeys(value),
             "hash" => Change::Hash(KeyHash::from_slice(&hex::decode(value).ok()?)?),
+            "rule" => {
+                let (workspace_id, rule_id) = value.split_once('/')?;
+                Change::RoutingRule {
+                    workspace_id: workspace_id.to_owned(),
+                    rule_id: rule_id.to_owned(),
+                }
+            }
             _ => return None,
         })
     }
@@ -159,6 +175,10 @@ mod tests {
             Change::Workspace("ws_1".into()),
             Change::LegacyKeys("ws_1".into()),
             Change::Hash(KeyHash([7; 32])),
+            Change::RoutingRule {
+                workspace_id: "ws_1".into(),
+                rule_id: "rr_1".into(),
+            },
         ] {
             assert_eq!(Change::decode(&change.encode()), Some(change));
         }

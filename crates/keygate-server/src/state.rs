@@ -112,6 +112,14 @@ impl AppState {
             Change::Workspace(id) => self.workspaces.invalidate_owner(id).await,
             Change::LegacyKeys(id) => self.legacy.invalidate_owner(id).await,
             Change::Hash(hash) => self.keys.invalidate(hash).await,
+            Change::RoutingRule {
+                workspace_id,
+                rule_id,
+            } => {
+                if let Some(gateway) = &self.gateway {
+                    gateway.rules_changed(workspace_id, rule_id).await;
+                }
+            }
         }
     }
 
@@ -121,6 +129,9 @@ impl AppState {
         self.members.clear().await;
         self.workspaces.clear().await;
         self.legacy.clear().await;
+        if let Some(gateway) = &self.gateway {
+            gateway.clear_rules().await;
+        }
     }
 }
 

@@ -80,6 +80,11 @@ impl Gateway {
             .await;
     }
 
+    /// Forgets every cached rule (after this node may have missed other nodes' changes).
+    pub async fn clear_rules(&self) {
+        self.rules.clear().await;
+    }
+
     /// The rule that routes a key's AI requests: its own, else the workspace default, else
     /// none. A rule deleted since the key was cached counts as none.
     pub(crate) async fn rule_for(

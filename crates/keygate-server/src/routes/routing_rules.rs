@@ -250,7 +250,10 @@ fn to_json(rule: &RoutingRule) -> Value {
 }
 
 async fn rules_changed(state: &AppState, rule: &RoutingRule) {
-    if let Some(gateway) = &state.gateway {
-        gateway.rules_changed(&rule.workspace_id, &rule.id).await;
-    }
+    state
+        .changed(Change::RoutingRule {
+            workspace_id: rule.workspace_id.clone(),
+            rule_id: rule.id.clone(),
+        })
+        .await;
 }
