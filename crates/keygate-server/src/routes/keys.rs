@@ -67,47 +67,30 @@ pub async fn create_key(
     let now = state.clock.now();
     let environment = body.environment.unwrap_or_else(EnvTag::live);
     let secret = PlainKey::generate(&caller.workspace.key_prefix, &environment);
-    let key = ApiKey {
-        id: ids::new_id("key"),
-        workspace_id: caller.workspace.id.clone(),
-        name: valid_name(&body.name)?,
-        description: valid_description(body.description)?,
-        environment,
-        scope: valid_scope(&state, &caller, body.scope.unwrap_or(Scope::All)).await?,
-        permissions: valid_permissions(body.permissions)?,
-        expires_at: resolve_expiry(body.expires_in.as_deref(), body.expires_at.as_deref(), now)
-            .map_err(|e| ApiError::invalid(e.to_string()))?,
-        status: KeyStatus::Active,
-        metadata: valid_metadata(body.metadata)?,
-        limits: valid_limits(body.limits)?,
-        routing_rule_id: match &body.routing_rule_id {
-            Some(id) => {
-                Some(crate::routes::routing_rules::valid_rule_id(&state, &caller, id).await?)
-            }
-            None => None,
-        },
-        display: secret.display(),
-        legacy: false,
-        created_by: caller.member.id.clone(),
-        created_at: now,
-        updated_at: now,
-        last_used_at: None,
-        version: 1,
-    };
-    let hash = state.secret.hash_key(&secret);
-    let entry = audit::entry(
+    let mut key = new_key(
+        &state,
         &caller,
-        &origin,
-        "key.create",
-        "key",
-        &key.id,
-        audit::diff(&Value::Null, &to_json(&key)),
+        KeyFields {
+            name: body.name,
+            description: body.description,
+            environment,
+            scope: body.scope,
+            permissions: body.permissions,
+            expires_in: body.expires_in,
+            expires_at: body.expires_at,
+            metadata: body.metadata,
+        },
         now,
-    );
-    state
-        .store
-        .create_key(&key, &hash, caller.workspace.single_active_key, &entry)
-        .await?;
+    )
+    .await?;
+    key.limits = valid_limits(body.limits)?;
+    key.routing_rule_id = match &body.routing_rule_id {
+        Some(id) => Some(crate::routes::routing_rules::valid_rule_id(&state, &caller, id).await?),
+        None => None,
+    };
+    key.display = secret.display();
+    let hash = state.secret.hash_key(&secret);
+    insert_key(&state, &caller, &origin, "key.create", &key, &hash).await?;
     Ok((
         StatusCode::CREATED,
         Json(IssuedKey {
@@ -515,40 +498,25 @@ pub async fn import_key(
             ))
         }
     };
-    let key = ApiKey {
-        id: ids::new_id("key"),
-        workspace_id: caller.workspace.id.clone(),
-        name: valid_name(&body.name)?,
-        description: valid_description(body.description)?,
-        environment: body.environment.unwrap_or_else(EnvTag::live),
-        scope: valid_scope(&state, &caller, body.scope.unwrap_or(Scope::All)).await?,
-        permissions: valid_permissions(body.permissions)?,
-        expires_at: resolve_expiry(body.expires_in.as_deref(), body.expires_at.as_deref(), now)
-            .map_err(|e| ApiError::invalid(e.to_string()))?,
-        status: KeyStatus::Active,
-        metadata: valid_metadata(body.metadata)?,
-        limits: KeyLimits::default(),
-        routing_rule_id: None,
-        display,
-        legacy: true,
-        created_by: caller.member.id.clone(),
-        created_at: now,
-        updated_at: now,
-        last_used_at: None,
-        version: 1,
-    };
-    let entry = audit::entry(
+    let mut key = new_key(
+        &state,
         &caller,
-        &origin,
-        "key.import",
-        "key",
-        &key.id,
-        audit::diff(&Value::Null, &to_json(&key)),
+        KeyFields {
+            name: body.name,
+            description: body.description,
+            environment: body.environment.unwrap_or_else(EnvTag::live),
+            scope: body.scope,
+            permissions: body.permissions,
+            expires_in: body.expires_in,
+            expires_at: body.expires_at,
+            metadata: body.metadata,
+        },
         now,
-    );
-    state
-        .store
-        .create_key(&key, &hash, caller.workspace.single_active_key, &entry)
+    )
+    .await?;
+    key.display = display;
+    key.legacy = true;
+    insert_key(&state, &caller, &origin, "key.import", &key, &hash)
         .await
         .map_err(|e| match e {
             StoreError::Conflict(keygate_store::ConflictKind::Id) => ApiError::Conflict {
@@ -562,6 +530,77 @@ pub async fn import_key(
         .changed(Change::LegacyKeys(caller.workspace.id.clone()))
         .await;
     Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// What the creator of a key chooses, for both new and imported keys.
+struct KeyFields {
+    name: String,
+    description: Option<String>,
+    environment: EnvTag,
+    scope: Option<Scope>,
+    permissions: Vec<String>,
+    expires_in: Option<String>,
+    expires_at: Option<String>,
+    metadata: Map<String, Value>,
+}
+
+/// A validated, active key without limits, routing or display form (the caller adds those).
+async fn new_key(
+    state: &AppState,
+    caller: &Caller,
+    fields: KeyFields,
+    now: DateTime<Utc>,
+) -> Result<ApiKey, ApiError> {
+    Ok(ApiKey {
+        id: ids::new_id("key"),
+        workspace_id: caller.workspace.id.clone(),
+        name: valid_name(&fields.name)?,
+        description: valid_description(fields.description)?,
+        environment: fields.environment,
+        scope: valid_scope(state, caller, fields.scope.unwrap_or(Scope::All)).await?,
+        permissions: valid_permissions(fields.permissions)?,
+        expires_at: resolve_expiry(
+            fields.expires_in.as_deref(),
+            fields.expires_at.as_deref(),
+            now,
+        )
+        .map_err(|e| ApiError::invalid(e.to_string()))?,
+        status: KeyStatus::Active,
+        metadata: valid_metadata(fields.metadata)?,
+        limits: KeyLimits::default(),
+        routing_rule_id: None,
+        display: String::new(),
+        legacy: false,
+        created_by: caller.member.id.clone(),
+        created_at: now,
+        updated_at: now,
+        last_used_at: None,
+        version: 1,
+    })
+}
+
+/// Stores a new key with its first secret and its audit row, in one transaction.
+async fn insert_key(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    action: &str,
+    key: &ApiKey,
+    hash: &keygate_core::KeyHash,
+) -> Result<(), StoreError> {
+    let entry = audit::entry(
+        caller,
+        origin,
+        action,
+        "key",
+        &key.id,
+        audit::diff(&Value::Null, &to_json(key)),
+        key.created_at,
+    );
+    state
+        .store
+        .create_key(key, hash, caller.workspace.single_active_key, &entry)
+        .await
 }
 
 /// Applies `apply` to the stored key and saves it with its audit row, retrying when another

@@ -22,8 +22,17 @@ async fn every_documented_operation_is_served() {
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 20);
     for (path, operations) in paths {
-        for method in operations.as_object().expect("operations").keys() {
-            let url = format!("{}{}", app.base, path.replace("{id}", "key_doesnotexist"));
+        for (method, operation) in operations.as_object().expect("operations") {
+            if operation.get("x-keygate-requires").is_some() {
+                // Served only when the gateway is configured; the gateway tests cover them.
+                continue;
+            }
+            let url = format!(
+                "{}{}",
+                app.base,
+                path.replace("{id}", "key_doesnotexist")
+                    .replace("{request_id}", "req_doesnotexist")
+            );
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
             let response = app
                 .client
