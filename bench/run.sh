@@ -16,14 +16,16 @@
 # Settings (environment): RUNS (3), DURATION seconds per measurement (10), WARMUP (2),
 # KEYS (1000000), HOT (10000), CONNECTIONS (64), SERVER_CPU (0), LOAD_CPU (1),
 # KEYGATE_BENCH_DATA (target/bench-data; the seeded store is reused while KEYS/HOT match),
-# PRIORITY (rt | nice | none; default rt as root, else none).
+# PRIORITY (nice | rt | none; default nice as root, else none).
 #
 # PRIORITY: on a shared machine other processes (someone's cargo build) take time slices on
-# the pinned cores, and every slice they take shows up as milliseconds of tail latency. `rt`
-# runs the servers and the load generators under SCHED_FIFO (chrt -f 10), so they are not
-# preempted by ordinary processes; the kernel's RT throttling still leaves others 5% of each
-# core, and every measurement is bounded in time. `nice` uses nice -n -15 instead: fairer to
-# the neighbours, noisier tails. nginx and Keygate always get the same treatment.
+# the pinned cores, and every slice they take shows up as milliseconds of tail latency.
+# `nice` runs the servers and generators at nice -15, so they win the core back at once when
+# they wake. `rt` (chrt -f 10) shuts the neighbours out entirely but distorts what it measures:
+# SCHED_FIFO threads of equal priority are not time-sliced, so Keygate's background threads
+# (the SQLite connection threads writing usage) hold off its request thread until they block,
+# and a generator that needs >95% of its core is stopped for 50 ms a second by RT throttling.
+# nginx and Keygate always get the same treatment.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -52,6 +54,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 # --- tools --------------------------------------------------------------------------------
 missing=()
@@ -68,7 +71,7 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 if [ -z "${PRIORITY:-}" ]; then
-  if [ "$(id -u)" = 0 ] && command -v chrt >/dev/null; then PRIORITY=rt; else PRIORITY=none; fi
+  if [ "$(id -u)" = 0 ]; then PRIORITY=nice; else PRIORITY=none; fi
 fi
 case $PRIORITY in
   rt) PRIO=(chrt -f 10) ;;
