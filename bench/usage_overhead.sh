@@ -75,6 +75,8 @@ for r in $(seq 1 "$RUNS"); do
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 m_on=$(median "${ON[@]}"); m_off=$(median "${OFF[@]}")
-rows=$(sqlite3 "$WORK/k.db" "SELECT outcome || ' ' || COUNT(*) FROM request_log GROUP BY outcome" 2>/dev/null | tr "\n" " " || echo "?")
+rows=$(sqlite3 "$WORK/k.db" "SELECT outcome || ' ' || SUM(requests) FROM usage_rollups GROUP BY outcome" 2>/dev/null | tr "\n" " " || echo "?")
+logged=$(sqlite3 "$WORK/k.db" "SELECT COALESCE(SUM(entries), 0) || ' in ' || COUNT(*) || ' segments' FROM request_log_segments" 2>/dev/null || echo "?")
 echo "median rps: on $m_on, off $m_off; ratio on/off $(awk "BEGIN {printf \"%.3f\", $m_on / $m_off}")"
-echo "request-log rows by outcome (all runs with recording on): $rows"
+echo "requests by outcome (all runs with recording on): $rows"
+echo "request-log entries: $logged"

@@ -17,6 +17,69 @@ pub fn new_id(kind: &str) -> String {
     id
 }
 
+/// Base62 digits of the time in a request id: 62^8 milliseconds reach past the year 8000.
+const TIME_DIGITS: usize = 8;
+
+/// A new request id, `req_` + 20 base62 characters like every id, but time-ordered: the first
+/// 8 are the current Unix time in milliseconds (fixed width, so ids sort by time as text), the
+/// other 12 random. Request-log writes then append instead of landing all over an index, and
+/// the log can be searched by time from the id alone (see [`request_id_millis`]).
+pub fn new_request_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    request_id_at(millis)
+}
+
+/// A request id for the given Unix time in milliseconds; see [`new_request_id`].
+pub fn request_id_at(millis: u64) -> String {
+    let mut rng = rand::thread_rng();
+    let mut id = String::with_capacity(24);
+    id.push_str("req_");
+    push_millis(&mut id, millis);
+    for _ in 0..20 - TIME_DIGITS {
+        id.push(BASE62[rng.gen_range(0..62)] as char);
+    }
+    id
+}
+
+/// The smallest request id of the given Unix time in milliseconds: every id made at or after
+/// that time sorts at or after it.
+pub fn request_id_floor(millis: u64) -> String {
+    let mut id = String::with_capacity(4 + TIME_DIGITS);
+    id.push_str("req_");
+    push_millis(&mut id, millis);
+    id
+}
+
+fn push_millis(id: &mut String, millis: u64) {
+    let mut digits = [b'0'; TIME_DIGITS];
+    let mut rest = millis;
+    for digit in digits.iter_mut().rev() {
+        *digit = BASE62[(rest % 62) as usize];
+        rest /= 62;
+    }
+    id.extend(digits.iter().map(|&b| b as char));
+}
+
+/// The Unix time in milliseconds a request id from [`new_request_id`] was made at; `None` for
+/// ids of another shape. (A random id of the old format decodes to some arbitrary time.)
+pub fn request_id_millis(id: &str) -> Option<u64> {
+    let rest = id.strip_prefix("req_")?;
+    if rest.len() != 20 {
+        return None;
+    }
+    rest.bytes().take(TIME_DIGITS).try_fold(0u64, |acc, b| {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'A'..=b'Z' => b - b'A' + 10,
+            b'a'..=b'z' => b - b'a' + 36,
+            _ => return None,
+        };
+        Some(acc * 62 + u64::from(digit))
+    })
+}
+
 /// Whether a string could be an id of the given kind; used to answer 404 early and cheaply.
 pub fn looks_like(kind: &str, id: &str) -> bool {
     id.strip_prefix(kind)
@@ -36,5 +99,21 @@ mod tests {
         assert!(looks_like("key", &id));
         assert!(!looks_like("ws", &id));
         assert_ne!(new_id("key"), id);
+    }
+
+    #[test]
+    fn request_ids_sort_by_time_and_carry_it() {
+        let early = request_id_at(1_800_000_000_000);
+        let later = request_id_at(1_800_000_000_001);
+        assert!(looks_like("req", &early));
+        assert_eq!(early.len(), 24);
+        assert!(early < later);
+        assert!(request_id_floor(1_800_000_000_000) <= early);
+        assert!(request_id_floor(1_800_000_000_001) > early);
+        assert_eq!(request_id_millis(&early), Some(1_800_000_000_000));
+        assert_eq!(request_id_millis(&new_id("key")), None);
+        assert_eq!(request_id_millis("req_old"), None);
+        let now = request_id_millis(&new_request_id()).expect("time");
+        assert!(now > 1_700_000_000_000);
     }
 }

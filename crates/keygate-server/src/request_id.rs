@@ -22,7 +22,7 @@ pub struct RequestId(pub String);
 
 pub async fn assign_request_id(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let id = ids::new_id("req");
+    let id = ids::new_request_id();
     request.extensions_mut().insert(RequestId(id.clone()));
     let method = request.method().clone();
     let path = request.uri().path().to_owned();

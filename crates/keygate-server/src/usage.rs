@@ -21,6 +21,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,9 @@ pub const MAX_FAILURE_GROUPS_PER_HOUR: usize = 500;
 
 /// How long failed-authentication aggregates are kept.
 pub const AUTH_FAILURE_RETENTION_DAYS: i64 = 90;
+
+/// Events summed between two yields when the flusher drains the buffer.
+const DRAIN_SLICE: usize = 2048;
 
 /// The display form the folded "other" failure group is recorded under.
 const OTHER_DISPLAY: &str = "(other)";
@@ -286,14 +290,32 @@ impl UsageRecorder {
             failure_groups,
         } = &mut *side;
         if let Some(receiver) = receiver {
-            while let Ok(event) = receiver.try_recv() {
-                pending.add(event, failure_groups);
+            // What is buffered now, not what keeps arriving meanwhile; in slices with a yield
+            // between them, so a big drain never holds up the requests on this worker thread.
+            let mut left = self.depth();
+            while left > 0 {
+                let mut slice = DRAIN_SLICE.min(left);
+                left -= slice;
+                while slice > 0 {
+                    let Ok(event) = receiver.try_recv() else {
+                        left = 0;
+                        break;
+                    };
+                    pending.add(event, failure_groups);
+                    slice -= 1;
+                }
+                if left > 0 {
+                    tokio::task::yield_now().await;
+                }
             }
         }
         if pending.events == 0 {
             return;
         }
-        let batch = pending.to_batch();
+        // The request-log entries move into the batch (they are the bulk) and come back if
+        // the write fails.
+        let mut batch = pending.to_batch();
+        batch.requests = std::mem::take(&mut pending.requests);
         match store.record_usage(&batch).await {
             Ok(()) => {
                 self.stats
@@ -303,6 +325,7 @@ impl UsageRecorder {
             }
             Err(e) => {
                 self.stats.flush_failures.fetch_add(1, Ordering::Relaxed);
+                pending.requests = batch.requests;
                 tracing::warn!(error = %e, events = pending.events, "could not write usage; will retry");
                 // Bounded while the store is down: past the buffer's size, request-log rows
                 // are given up (counted as dropped); the rollups are small and kept.
@@ -475,7 +498,10 @@ struct FailureKey {
 #[derive(Default)]
 struct Pending {
     events: u64,
-    rollups: HashMap<RollupKey, Counters>,
+    /// Rollups by the hash of their key's fields, so summing an event into an existing rollup
+    /// hashes borrowed fields and copies nothing; the key is built only for a new rollup.
+    rollups: HashMap<u64, Vec<(RollupKey, Counters)>, foldhash::fast::RandomState>,
+    hasher: foldhash::fast::RandomState,
     requests: Vec<RequestLogEntry>,
     failures: HashMap<(String, DateTime<Utc>, FailureKey), AuthFailure>,
 }
@@ -494,17 +520,39 @@ impl Pending {
             // Unidentified attempts belong to no key: counted above, not logged one by one.
             return;
         };
-        let counters = self
-            .rollups
-            .entry(RollupKey {
-                workspace_id: event.workspace_id.clone(),
-                key_id: key_id.clone(),
-                day: event.at.date_naive(),
-                operation: event.operation.clone(),
-                project: event.project.clone(),
-                outcome: event.outcome,
-            })
-            .or_default();
+        let day = event.at.date_naive();
+        let hash = self.hasher.hash_one((
+            event.workspace_id.as_str(),
+            key_id.as_str(),
+            day,
+            event.operation.as_str(),
+            event.project.as_deref(),
+            event.outcome,
+        ));
+        let bucket = self.rollups.entry(hash).or_default();
+        let found = bucket.iter().position(|(k, _)| {
+            k.key_id == key_id
+                && k.day == day
+                && k.outcome == event.outcome
+                && k.operation == event.operation
+                && k.project == event.project
+                && k.workspace_id == event.workspace_id
+        });
+        let index = found.unwrap_or_else(|| {
+            bucket.push((
+                RollupKey {
+                    workspace_id: event.workspace_id.clone(),
+                    key_id: key_id.clone(),
+                    day,
+                    operation: event.operation.clone(),
+                    project: event.project.clone(),
+                    outcome: event.outcome,
+                },
+                Counters::default(),
+            ));
+            bucket.len() - 1
+        });
+        let counters = &mut bucket[index].1;
         if event.outcome != REPORTED {
             counters.requests += 1;
         }
@@ -573,11 +621,14 @@ impl Pending {
         failure.last_seen = failure.last_seen.max(event.at);
     }
 
+    /// The rollups and failure aggregates as a batch; the caller moves the request-log
+    /// entries in.
     fn to_batch(&self) -> UsageBatch {
         UsageBatch {
             rollups: self
                 .rollups
-                .iter()
+                .values()
+                .flatten()
                 .map(|(k, c)| UsageRollup {
                     workspace_id: k.workspace_id.clone(),
                     key_id: k.key_id.clone(),
@@ -590,7 +641,7 @@ impl Pending {
                     cost: c.cost,
                 })
                 .collect(),
-            requests: self.requests.clone(),
+            requests: Vec::new(),
             auth_failures: self.failures.values().cloned().collect(),
         }
     }
@@ -625,7 +676,7 @@ mod tests {
         }
         pending.add(event(3, REPORTED, Some("key_a")), &mut groups);
         let batch = pending.to_batch();
-        assert_eq!(batch.requests.len(), 4);
+        assert_eq!(pending.requests.len(), 4);
         let valid = batch
             .rollups
             .iter()
@@ -656,7 +707,7 @@ mod tests {
         }
         let batch = pending.to_batch();
         assert!(
-            batch.requests.is_empty(),
+            pending.requests.is_empty(),
             "unknown keys are not logged per request"
         );
         assert!(batch.rollups.is_empty());

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use keygate_core::model::{ApiKey, KeyStatus, Member, Project, Role, Scope, Workspace};
-use keygate_core::{EnvTag, KeyHash, KeyPrefix, Micros};
+use keygate_core::{ids, EnvTag, KeyHash, KeyPrefix, Micros};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::any::{AnyArguments, AnyRow};
@@ -318,6 +318,255 @@ pub(crate) fn request_from_row(row: &AnyRow) -> StoreResult<crate::RequestLogEnt
     })
 }
 
+/// Request-log entries per segment at most, so one lookup never decodes a huge blob.
+const SEGMENT_MAX_ENTRIES: usize = 20_000;
+/// Request-id time one segment spans at most: a lookup reads only segments whose first id is
+/// at most this much older than the id it looks for.
+pub(crate) const SEGMENT_SPAN_MILLIS: u64 = 60_000;
+const SEGMENT_FORMAT: u8 = 1;
+
+/// One row of `request_log_segments`: a run of request-log entries in request-id order.
+pub(crate) struct Segment {
+    pub(crate) first_request_id: String,
+    pub(crate) last_request_id: String,
+    pub(crate) first_at: i64,
+    pub(crate) last_at: i64,
+    pub(crate) entries: i64,
+    pub(crate) data: Vec<u8>,
+}
+
+/// Splits entries into segments: sorted by request id, a new segment whenever the request-id
+/// time moves more than [`SEGMENT_SPAN_MILLIS`] past the segment's first id, or a segment is
+/// full. Ids without a time (not made by `new_request_id`) join any segment but never start
+/// one that a timed id could join, so a timed id is always within the span of its segment's
+/// first id. The same entries always make the same segments (a retried batch repeats them).
+pub(crate) fn request_log_segments(requests: &[crate::RequestLogEntry]) -> Vec<Segment> {
+    // Each entry with its id's time, worked out once. Ids are time-ordered, so a flush is
+    // nearly sorted already (and often exactly).
+    let mut sorted: Vec<(Option<u64>, &crate::RequestLogEntry)> = requests
+        .iter()
+        .map(|e| (ids::request_id_millis(&e.request_id), e))
+        .collect();
+    if !sorted.is_sorted_by(|a, b| a.1.request_id < b.1.request_id) {
+        sorted.sort_unstable_by(|a, b| a.1.request_id.cmp(&b.1.request_id));
+        sorted.dedup_by(|a, b| a.1.request_id == b.1.request_id);
+    }
+    let mut segments = Vec::new();
+    let mut start = 0;
+    while start < sorted.len() {
+        let first = sorted[start].0;
+        let mut end = start + 1;
+        while end < sorted.len() && end - start < SEGMENT_MAX_ENTRIES {
+            let fits = match sorted[end].0 {
+                None => true,
+                Some(t) => first.is_some_and(|f| t.saturating_sub(f) <= SEGMENT_SPAN_MILLIS),
+            };
+            if !fits {
+                break;
+            }
+            end += 1;
+        }
+        segments.push(encode_segment(&sorted[start..end]));
+        start = end;
+    }
+    segments
+}
+
+fn encode_segment(entries: &[(Option<u64>, &crate::RequestLogEntry)]) -> Segment {
+    let mut out = SegmentWriter {
+        data: Vec::with_capacity(16 + entries.len() * 40),
+        strings: std::collections::HashMap::default(),
+    };
+    out.data.push(SEGMENT_FORMAT);
+    out.varint(entries.len() as u64);
+    let mut previous_at = 0i64;
+    for (_, e) in entries {
+        out.bytes(e.request_id.as_bytes());
+        out.string(Some(&e.workspace_id));
+        out.string(Some(&e.key_id));
+        out.string(e.key_display.as_deref());
+        let at = millis(e.at);
+        out.signed(at.wrapping_sub(previous_at));
+        previous_at = at;
+        out.string(Some(&e.operation));
+        out.string(e.project.as_deref());
+        out.string(Some(&e.outcome));
+        out.varint(e.tokens);
+        out.signed(e.cost.0);
+        out.string(e.source_ip.as_deref());
+    }
+    let at = entries.iter().map(|(_, e)| millis(e.at));
+    Segment {
+        first_request_id: entries
+            .first()
+            .map(|(_, e)| e.request_id.clone())
+            .unwrap_or_default(),
+        last_request_id: entries
+            .last()
+            .map(|(_, e)| e.request_id.clone())
+            .unwrap_or_default(),
+        first_at: at.clone().min().unwrap_or(0),
+        last_at: at.max().unwrap_or(0),
+        entries: entries.len() as i64,
+        data: out.data,
+    }
+}
+
+/// Strings repeat a lot within a segment (workspace, key, operation, outcome, source): each
+/// is written once and referred to by number after that.
+struct SegmentWriter<'a> {
+    data: Vec<u8>,
+    /// foldhash: fast, and seeded per process, so chosen strings cannot force collisions.
+    strings: std::collections::HashMap<&'a str, u64, foldhash::fast::RandomState>,
+}
+
+impl<'a> SegmentWriter<'a> {
+    fn varint(&mut self, mut n: u64) {
+        while n >= 0x80 {
+            self.data.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        self.data.push(n as u8);
+    }
+
+    fn signed(&mut self, n: i64) {
+        self.varint(((n << 1) ^ (n >> 63)) as u64);
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        self.varint(b.len() as u64);
+        self.data.extend_from_slice(b);
+    }
+
+    /// 0: none; 1: a new string follows; n ≥ 2: the (n - 2)th string written before.
+    fn string(&mut self, s: Option<&'a str>) {
+        let Some(s) = s else {
+            self.data.push(0);
+            return;
+        };
+        if let Some(&n) = self.strings.get(s) {
+            self.varint(n + 2);
+        } else {
+            self.data.push(1);
+            self.bytes(s.as_bytes());
+            let n = self.strings.len() as u64;
+            self.strings.insert(s, n);
+        }
+    }
+}
+
+struct SegmentReader<'a> {
+    data: &'a [u8],
+    strings: Vec<&'a str>,
+}
+
+impl<'a> SegmentReader<'a> {
+    fn corrupt() -> StoreError {
+        StoreError::Corrupt("request-log segment: bad encoding".into())
+    }
+
+    fn byte(&mut self) -> StoreResult<u8> {
+        let (&b, rest) = self.data.split_first().ok_or_else(Self::corrupt)?;
+        self.data = rest;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> StoreResult<u64> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            n |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(n);
+            }
+        }
+        Err(Self::corrupt())
+    }
+
+    fn signed(&mut self) -> StoreResult<i64> {
+        let n = self.varint()?;
+        Ok(((n >> 1) as i64) ^ -((n & 1) as i64))
+    }
+
+    fn str(&mut self) -> StoreResult<&'a str> {
+        let len = usize::try_from(self.varint()?).map_err(|_| Self::corrupt())?;
+        if len > self.data.len() {
+            return Err(Self::corrupt());
+        }
+        let (b, rest) = self.data.split_at(len);
+        self.data = rest;
+        std::str::from_utf8(b).map_err(|_| Self::corrupt())
+    }
+
+    fn string(&mut self) -> StoreResult<Option<&'a str>> {
+        match self.varint()? {
+            0 => Ok(None),
+            1 => {
+                let s = self.str()?;
+                self.strings.push(s);
+                Ok(Some(s))
+            }
+            n => usize::try_from(n - 2)
+                .ok()
+                .and_then(|i| self.strings.get(i).copied())
+                .map(Some)
+                .ok_or_else(Self::corrupt),
+        }
+    }
+
+    fn required(&mut self) -> StoreResult<&'a str> {
+        self.string()?.ok_or_else(Self::corrupt)
+    }
+}
+
+/// The entry with this request id and workspace in an encoded segment, if there is one.
+pub(crate) fn find_in_segment(
+    data: &[u8],
+    workspace_id: &str,
+    request_id: &str,
+) -> StoreResult<Option<crate::RequestLogEntry>> {
+    let mut r = SegmentReader {
+        data,
+        strings: Vec::new(),
+    };
+    if r.byte()? != SEGMENT_FORMAT {
+        return Err(StoreError::Corrupt(
+            "request-log segment: unknown format".into(),
+        ));
+    }
+    let count = r.varint()?;
+    let mut at = 0i64;
+    for _ in 0..count {
+        let id = r.str()?;
+        let workspace = r.required()?;
+        let key_id = r.required()?;
+        let key_display = r.string()?;
+        at = at.wrapping_add(r.signed()?);
+        let operation = r.required()?;
+        let project = r.string()?;
+        let outcome = r.required()?;
+        let tokens = r.varint()?;
+        let cost = r.signed()?;
+        let source_ip = r.string()?;
+        if id == request_id && workspace == workspace_id {
+            return Ok(Some(crate::RequestLogEntry {
+                request_id: id.to_owned(),
+                workspace_id: workspace.to_owned(),
+                key_id: key_id.to_owned(),
+                key_display: key_display.map(str::to_owned),
+                at: time("at", at)?,
+                operation: operation.to_owned(),
+                project: project.map(str::to_owned),
+                outcome: outcome.to_owned(),
+                tokens,
+                cost: Micros(cost),
+                source_ip: source_ip.map(str::to_owned),
+            }));
+        }
+    }
+    Ok(None)
+}
+
 pub(crate) const AUTH_FAILURE_COLUMNS: &str = "id, workspace_id, hour, key_display, \
     source_ip, code, attempts, first_seen, last_seen";
 
@@ -404,8 +653,6 @@ pub(crate) fn contains_pattern(text: &str) -> String {
 pub(crate) enum Value {
     Text(String),
     Int(i64),
-    /// A text column's NULL.
-    NullText,
 }
 
 /// SQL assembled from optional filters, numbering `$N` placeholders as it goes (sqlx's own
@@ -444,10 +691,6 @@ impl DynamicQuery {
         self.bind(Value::Int(value))
     }
 
-    pub(crate) fn opt_text(&mut self, value: Option<&str>) -> &mut Self {
-        self.bind(value.map_or(Value::NullText, |v| Value::Text(v.to_owned())))
-    }
-
     /// Keyset condition for `ORDER BY <at> DESC, <id> DESC`: rows strictly after the cursor.
     /// A row-value comparison (both dialects have it) lets PostgreSQL seek the page index.
     pub(crate) fn after(&mut self, at_column: &str, id_column: &str, cursor: &Cursor) -> &mut Self {
@@ -464,7 +707,6 @@ impl DynamicQuery {
             query = match value {
                 Value::Text(text) => query.bind(text.as_str()),
                 Value::Int(int) => query.bind(*int),
-                Value::NullText => query.bind(None::<String>),
             };
         }
         query

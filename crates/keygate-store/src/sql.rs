@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keygate_core::model::{ApiKey, KeyMatch, Member, Project, Role, Workspace};
 use keygate_core::routing::RoutingRule;
-use keygate_core::KeyHash;
+use keygate_core::{ids, KeyHash};
 use sqlx::error::ErrorKind;
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
@@ -887,8 +887,8 @@ impl Store for SqlStore {
             )
         });
         let mut statements = rollup_upserts(&rollups);
-        statements.extend(request_log_inserts(&batch.requests));
         statements.extend(auth_failure_upserts(&failures));
+        let segments = codec::request_log_segments(&batch.requests);
         let mut attempt = 0;
         loop {
             let mut tx = self.begin_write().await?;
@@ -897,6 +897,28 @@ impl Store for SqlStore {
                 if let Err(e) = statement.query().execute(&mut *tx).await {
                     result = Err(e);
                     break;
+                }
+            }
+            if result.is_ok() {
+                for segment in &segments {
+                    // A batch retried after a lost acknowledgement makes the same segments.
+                    let inserted = sqlx::query(
+                        "INSERT INTO request_log_segments (first_request_id, last_request_id, \
+                         first_at, last_at, entries, data) VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (first_request_id, last_request_id) DO NOTHING",
+                    )
+                    .bind(segment.first_request_id.as_str())
+                    .bind(segment.last_request_id.as_str())
+                    .bind(segment.first_at)
+                    .bind(segment.last_at)
+                    .bind(segment.entries)
+                    .bind(segment.data.as_slice())
+                    .execute(&mut *tx)
+                    .await;
+                    if let Err(e) = inserted {
+                        result = Err(e);
+                        break;
+                    }
                 }
             }
             let result = match result {
@@ -971,6 +993,30 @@ impl Store for SqlStore {
         workspace_id: &str,
         request_id: &str,
     ) -> StoreResult<Option<crate::RequestLogEntry>> {
+        // The segments whose id range covers the id; a time-ordered id also bounds how old
+        // their first id can be, so this reads about one segment per node.
+        let floor = ids::request_id_millis(request_id)
+            .map(|t| ids::request_id_floor(t.saturating_sub(codec::SEGMENT_SPAN_MILLIS)))
+            .unwrap_or_default();
+        let segments = sqlx::query(
+            "SELECT data FROM request_log_segments WHERE first_request_id >= $1 \
+             AND first_request_id <= $2 AND last_request_id >= $3",
+        )
+        .bind(floor.as_str())
+        .bind(request_id)
+        .bind(request_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        for row in &segments {
+            let data: Vec<u8> = row
+                .try_get("data")
+                .map_err(|e| StoreError::Corrupt(format!("column data: {e}")))?;
+            if let Some(entry) = codec::find_in_segment(&data, workspace_id, request_id)? {
+                return Ok(Some(entry));
+            }
+        }
+        // Rows written one per request before the log was kept in segments.
         sqlx::query(&format!(
             "SELECT {} FROM request_log WHERE request_id = $1 AND workspace_id = $2",
             codec::REQUEST_LOG_COLUMNS
@@ -985,8 +1031,32 @@ impl Store for SqlStore {
     }
 
     async fn purge_request_log(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        // In slices, so SQLite's one writer is never held for long by a big purge.
+        // In slices, so SQLite's one writer is never held for long by a big purge. Whole
+        // segments go once their last entry is past retention.
         let mut purged = 0;
+        loop {
+            let rows = sqlx::query(
+                "DELETE FROM request_log_segments WHERE last_at < $1 AND first_request_id IN \
+                 (SELECT first_request_id FROM request_log_segments WHERE last_at < $2 LIMIT $3) \
+                 RETURNING entries",
+            )
+            .bind(millis(before))
+            .bind(millis(before))
+            .bind(PURGE_SLICE_SEGMENTS)
+            .fetch_all(&self.write)
+            .await
+            .map_err(db_error)?;
+            for row in &rows {
+                let entries: i64 = row
+                    .try_get("entries")
+                    .map_err(|e| StoreError::Corrupt(format!("column entries: {e}")))?;
+                purged += u64::try_from(entries).unwrap_or(0);
+            }
+            if rows.len() < PURGE_SLICE_SEGMENTS as usize {
+                break;
+            }
+        }
+        // Rows written one per request before the log was kept in segments.
         loop {
             let done = sqlx::query(
                 "DELETE FROM request_log WHERE request_id IN \
@@ -1288,11 +1358,16 @@ async fn clear_default_rule(
 
 // --- usage and request log ----------------------------------------------------------------
 
-/// Rows per multi-row statement: at most 11 values each, far below both backends' limits on
-/// bound parameters (32766 for SQLite, 65535 for PostgreSQL).
-const USAGE_ROWS_PER_STATEMENT: usize = 500;
-/// Request-log rows deleted per statement when purging.
+/// Rows per multi-row upsert (9 values each). Kept small on purpose: sqlx's SQLite driver asks
+/// SQLite for every parameter's name when binding, and SQLite finds a name by a linear scan,
+/// so binding costs grow with the square of the parameters per statement (at 500 rows of 11
+/// values this was most of the server's CPU). 50 rows still make few statements per flush,
+/// and the full chunks share one statement text, so they stay prepared.
+const USAGE_ROWS_PER_STATEMENT: usize = 50;
+/// Old request-log rows deleted per statement when purging.
 const PURGE_SLICE: i64 = 5000;
+/// Request-log segments deleted per statement when purging.
+const PURGE_SLICE_SEGMENTS: i64 = 50;
 
 fn usage_conditions(q: &mut DynamicQuery, query: &crate::UsageQuery) {
     if let Some(key_id) = &query.key_id {
@@ -1339,46 +1414,6 @@ fn rollup_upserts(rollups: &[&crate::UsageRollup]) -> Vec<DynamicQuery> {
                  tokens = usage_rollups.tokens + excluded.tokens, \
                  cost_micros = usage_rollups.cost_micros + excluded.cost_micros",
             );
-            q
-        })
-        .collect()
-}
-
-fn request_log_inserts(requests: &[crate::RequestLogEntry]) -> Vec<DynamicQuery> {
-    requests
-        .chunks(USAGE_ROWS_PER_STATEMENT)
-        .map(|chunk| {
-            let mut q = DynamicQuery::new(&format!(
-                "INSERT INTO request_log ({}) VALUES ",
-                codec::REQUEST_LOG_COLUMNS
-            ));
-            for (i, r) in chunk.iter().enumerate() {
-                q.push(if i == 0 { "(" } else { ", (" })
-                    .text(&r.request_id)
-                    .push(", ")
-                    .text(&r.workspace_id)
-                    .push(", ")
-                    .text(&r.key_id)
-                    .push(", ")
-                    .opt_text(r.key_display.as_deref())
-                    .push(", ")
-                    .int(millis(r.at))
-                    .push(", ")
-                    .text(&r.operation)
-                    .push(", ")
-                    .opt_text(r.project.as_deref())
-                    .push(", ")
-                    .text(&r.outcome)
-                    .push(", ")
-                    .int(codec::count(r.tokens))
-                    .push(", ")
-                    .int(r.cost.0)
-                    .push(", ")
-                    .opt_text(r.source_ip.as_deref())
-                    .push(")");
-            }
-            // A batch retried after a lost acknowledgement writes the same request ids again.
-            q.push(" ON CONFLICT (request_id) DO NOTHING");
             q
         })
         .collect()

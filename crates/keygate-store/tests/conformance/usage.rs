@@ -2,7 +2,7 @@
 //! batches, reads stay inside their workspace, old rows are purged.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use keygate_core::Micros;
+use keygate_core::{ids, Micros};
 use keygate_store::{
     AuthFailure, AuthFailureFilter, PageRequest, RequestLogEntry, UsageBatch, UsageDimension,
     UsageQuery, UsageRollup,
@@ -14,6 +14,7 @@ use crate::harness::TestDb;
 conformance!(
     rollups_add_up_across_batches,
     the_request_log_finds_a_request_in_its_workspace_only,
+    the_request_log_finds_time_ordered_ids_across_segments,
     auth_failures_aggregate_and_page,
 );
 
@@ -161,13 +162,20 @@ async fn the_request_log_finds_a_request_in_its_workspace_only(db: &TestDb) {
     new.project = Some("prj_x".into());
     new.source_ip = None;
     let theirs = logged("req_theirs", OTHER_WS, at(3600));
-    let batch = UsageBatch {
-        requests: vec![old.clone(), new.clone(), theirs],
+    // Two flushes an hour apart (the log is kept, and purged, per flush).
+    let earlier = UsageBatch {
+        requests: vec![old.clone()],
         ..UsageBatch::default()
     };
-    store.record_usage(&batch).await.expect("record");
-    // A retried batch repeats request ids; they are kept once.
-    store.record_usage(&batch).await.expect("record again");
+    let batch = UsageBatch {
+        requests: vec![new.clone(), theirs],
+        ..UsageBatch::default()
+    };
+    for batch in [&earlier, &batch] {
+        store.record_usage(batch).await.expect("record");
+        // A retried batch repeats request ids; they are kept once.
+        store.record_usage(batch).await.expect("record again");
+    }
 
     assert_eq!(
         store.request_log_entry(WS, "req_new").await.expect("read"),
@@ -193,6 +201,69 @@ async fn the_request_log_finds_a_request_in_its_workspace_only(db: &TestDb) {
     assert_eq!(
         store.request_log_entry(WS, "req_new").await.expect("read"),
         Some(new)
+    );
+}
+
+async fn the_request_log_finds_time_ordered_ids_across_segments(db: &TestDb) {
+    let store = db.store();
+    bootstrap(store).await;
+    // One flush holding 3 minutes of requests (a backlog after the store was down), two
+    // workspaces interleaved, then a later flush.
+    let start = 1_700_000_000_000u64;
+    let entry = |n: u64, ws: &str| {
+        let mut e = logged(
+            &ids::request_id_at(start + n * 100),
+            ws,
+            at(i64::try_from(n / 10).expect("small")),
+        );
+        e.tokens = n;
+        e.operation = format!("op {}", n % 3);
+        e
+    };
+    let first: Vec<RequestLogEntry> = (0..1800)
+        .map(|n| entry(n, if n % 2 == 0 { WS } else { OTHER_WS }))
+        .collect();
+    let second: Vec<RequestLogEntry> = (1800..1900).map(|n| entry(n, WS)).collect();
+    for requests in [&first, &second] {
+        let batch = UsageBatch {
+            requests: requests.clone(),
+            ..UsageBatch::default()
+        };
+        store.record_usage(&batch).await.expect("record");
+    }
+    for e in first.iter().chain(&second).step_by(7) {
+        let found = store
+            .request_log_entry(WS, &e.request_id)
+            .await
+            .expect("read");
+        if e.workspace_id == WS {
+            assert_eq!(found.as_ref(), Some(e));
+        } else {
+            assert_eq!(found, None, "another workspace's request is not found");
+        }
+    }
+    let unknown = ids::request_id_at(start + 1000);
+    assert_eq!(
+        store.request_log_entry(WS, &unknown).await.expect("read"),
+        None
+    );
+    // Everything before the second flush's time goes, the second flush stays.
+    let purged = store.purge_request_log(at(180)).await.expect("purge");
+    assert_eq!(purged, 1800);
+    assert_eq!(
+        store
+            .request_log_entry(WS, &first[0].request_id)
+            .await
+            .expect("read"),
+        None
+    );
+    assert_eq!(
+        store
+            .request_log_entry(WS, &second[0].request_id)
+            .await
+            .expect("read")
+            .as_ref(),
+        Some(&second[0])
     );
 }
 
