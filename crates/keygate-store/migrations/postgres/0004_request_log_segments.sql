@@ -1,7 +1,9 @@
 -- The request log in segments: one row per usage flush (split per minute of request-id time
 -- and per 20,000 requests) instead of one row per request, which made every request cost an
 -- 11-column insert and two random B-tree insertions. Kept identical to
--- migrations/sqlite/0004_request_log_segments.sql except for the blob type.
+-- migrations/sqlite/0004_request_log_segments.sql except for the blob type and the ids'
+-- collation: ranges of ids must compare byte by byte (base62 puts 'Z' before 'a'), which is
+-- SQLite's only order but not that of PostgreSQL databases created with a locale.
 --
 -- Request ids are time-ordered (`req_` + 8 base62 digits of Unix milliseconds + 12 random
 -- characters), so a lookup reads the few segments whose id range covers the id and whose first
@@ -10,8 +12,8 @@
 -- `request_log` table is no longer written; its rows are still read and purged until they
 -- age out.
 CREATE TABLE request_log_segments (
-    first_request_id TEXT NOT NULL,
-    last_request_id  TEXT NOT NULL,
+    first_request_id TEXT COLLATE "C" NOT NULL,
+    last_request_id  TEXT COLLATE "C" NOT NULL,
     first_at         BIGINT NOT NULL,
     last_at          BIGINT NOT NULL,
     entries          BIGINT NOT NULL,

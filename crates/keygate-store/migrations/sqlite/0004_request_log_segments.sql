@@ -1,7 +1,8 @@
 -- The request log in segments: one row per usage flush (split per minute of request-id time
 -- and per 20,000 requests) instead of one row per request, which made every request cost an
 -- 11-column insert and two random B-tree insertions. Kept identical to
--- migrations/postgres/0004_request_log_segments.sql except for the blob type.
+-- migrations/postgres/0004_request_log_segments.sql except for the blob type and the ids'
+-- collation (byte order, SQLite's default, is spelled out there).
 --
 -- Request ids are time-ordered (`req_` + 8 base62 digits of Unix milliseconds + 12 random
 -- characters), so a lookup reads the few segments whose id range covers the id and whose first
