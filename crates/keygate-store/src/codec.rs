@@ -5,6 +5,7 @@
 //! booleans 0/1, structured values JSON text. A value that does not decode is
 //! [`StoreError::Corrupt`]: it was written by something other than this code.
 
+use crate::sql::Backend;
 use chrono::{DateTime, Utc};
 use keygate_core::model::{ApiKey, KeyStatus, Member, Project, Role, Scope, Workspace};
 use keygate_core::{ids, EnvTag, KeyHash, KeyPrefix, Micros};
@@ -658,8 +659,14 @@ pub(crate) enum Value {
 /// SQL assembled from optional filters, numbering `$N` placeholders as it goes (sqlx's own
 /// `QueryBuilder` writes `?` for `Any`, which PostgreSQL rejects). Values are always bound,
 /// never formatted into the text.
+///
+/// For SQLite the same statement is also kept with anonymous `?` placeholders: sqlx's SQLite
+/// driver asks SQLite for every parameter's name, and SQLite finds a name by scanning the list
+/// of named parameters, so binding N named parameters costs N² — tens of milliseconds a second
+/// for the usage and last-used flushes. Anonymous parameters have no names to scan.
 pub(crate) struct DynamicQuery {
     sql: String,
+    anonymous: String,
     values: Vec<Value>,
 }
 
@@ -667,12 +674,14 @@ impl DynamicQuery {
     pub(crate) fn new(sql: &str) -> Self {
         Self {
             sql: sql.to_owned(),
+            anonymous: sql.to_owned(),
             values: Vec::new(),
         }
     }
 
     pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
         self.sql.push_str(sql);
+        self.anonymous.push_str(sql);
         self
     }
 
@@ -680,6 +689,7 @@ impl DynamicQuery {
         self.values.push(value);
         self.sql.push('$');
         self.sql.push_str(&self.values.len().to_string());
+        self.anonymous.push('?');
         self
     }
 
@@ -701,8 +711,12 @@ impl DynamicQuery {
             .push(")")
     }
 
-    pub(crate) fn query(&self) -> sqlx::query::Query<'_, Any, AnyArguments<'_>> {
-        let mut query = sqlx::query(&self.sql);
+    pub(crate) fn query(&self, backend: Backend) -> sqlx::query::Query<'_, Any, AnyArguments<'_>> {
+        let text = match backend {
+            Backend::Sqlite => &self.anonymous,
+            Backend::Postgres => &self.sql,
+        };
+        let mut query = sqlx::query(text);
         for value in &self.values {
             query = match value {
                 Value::Text(text) => query.bind(text.as_str()),
