@@ -31,18 +31,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = state.store.backend(), "keygate listening");
-    println!("Keygate is listening on http://{addr}");
+    // Written as one block, and a closed stdout is ignored: a server must not die because
+    // whoever started it stopped reading (println! would panic on a broken pipe).
+    let mut banner = format!("Keygate is listening on http://{addr}\n");
     if let Some(b) = bootstrapped {
-        println!();
-        println!("Created workspace {} with an owner.", b.workspace.id);
-        println!("Owner management token (shown once, store it now):");
-        println!();
-        println!("    {}", b.token.expose());
-        println!();
-        println!("Use it as `Authorization: Bearer <token>`, e.g.:");
-        println!("    curl -H \"Authorization: Bearer $TOKEN\" http://{addr}/v1/keys");
+        banner.push_str(&format!(
+            "\nCreated workspace {} with an owner.\n\
+             Owner management token (shown once, store it now):\n\n    {}\n\n\
+             Use it as `Authorization: Bearer <token>`, e.g.:\n    \
+             curl -H \"Authorization: Bearer $TOKEN\" http://{addr}/v1/keys\n",
+            b.workspace.id,
+            b.token.expose()
+        ));
     } else {
-        println!("Use an owner's management token (from the first start or `keygate bootstrap`).");
+        banner.push_str(
+            "Use an owner's management token (from the first start or `keygate bootstrap`).\n",
+        );
+    }
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(banner.as_bytes());
+        let _ = stdout.flush();
     }
     serve(listener, state, shutdown_signal()).await?;
     tracing::info!("keygate stopped");
@@ -51,7 +61,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 fn init_logging(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr; stdout carries only the banner (address and first token).
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
