@@ -75,6 +75,15 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Maps the store error of a lookup by id: "not found" names what was looked for (and is
+    /// what another workspace's id gets too); anything else maps as usual.
+    pub fn store_lookup(what: &'static str) -> impl Fn(StoreError) -> ApiError {
+        move |error| match error {
+            StoreError::NotFound => ApiError::NotFound(what),
+            other => other.into(),
+        }
+    }
+
     pub fn invalid(message: impl Into<String>) -> Self {
         ApiError::Invalid(message.into())
     }

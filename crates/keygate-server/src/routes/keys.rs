@@ -429,7 +429,7 @@ pub async fn delete_key(
         .store
         .delete_key(&caller.workspace.id, &id, &entry)
         .await
-        .map_err(key_not_found)?;
+        .map_err(ApiError::store_lookup("key"))?;
     state.changed(Change::Key(id.clone())).await;
     if let Err(e) = state.limiter.forget_key(&id).await {
         tracing::warn!(key_id = %id, error = %e, "could not drop the deleted key's counters");
@@ -643,13 +643,18 @@ where
                 return Ok(saved);
             }
             Err(StoreError::VersionConflict) if attempt < ATTEMPTS => continue,
-            Err(e) => return Err(key_not_found(e)),
+            Err(e) => return Err(ApiError::store_lookup("key")(e)),
         }
     }
     Err(StoreError::VersionConflict.into())
 }
 
-async fn load_key(state: &AppState, caller: &Caller, id: &str) -> Result<ApiKey, ApiError> {
+/// The key with this id in the caller's workspace, or 404.
+pub(crate) async fn load_key(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<ApiKey, ApiError> {
     if !ids::looks_like("key", id) {
         return Err(ApiError::NotFound("key"));
     }
@@ -657,14 +662,7 @@ async fn load_key(state: &AppState, caller: &Caller, id: &str) -> Result<ApiKey,
         .store
         .key(&caller.workspace.id, id)
         .await
-        .map_err(key_not_found)
-}
-
-fn key_not_found(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound => ApiError::NotFound("key"),
-        other => other.into(),
-    }
+        .map_err(ApiError::store_lookup("key"))
 }
 
 fn revoked_conflict(e: keygate_core::model::TransitionError) -> ApiError {

@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::Json;
-use keygate_core::model::ApiKey;
-use keygate_core::{ids, Micros};
+use keygate_core::Micros;
 use keygate_limits::{LimitState, Subject};
-use keygate_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -39,7 +37,7 @@ pub async fn get_key_limits(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<KeyLimitsView>, ApiError> {
-    let key = key_of(&state, &caller, &id).await?;
+    let key = crate::routes::keys::load_key(&state, &caller, &id).await?;
     if key.legacy {
         return Ok(Json(KeyLimitsView {
             key_id: key.id,
@@ -91,7 +89,7 @@ pub async fn report_usage(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require_writer("report usage")?;
     let operation = usage::valid_operation(body.operation)?;
-    let key = key_of(&state, &caller, &body.key_id).await?;
+    let key = crate::routes::keys::load_key(&state, &caller, &body.key_id).await?;
     if !key.legacy {
         state
             .limiter
@@ -266,18 +264,4 @@ fn limiter_id<'a>(caller: &Caller, id: &'a str) -> Result<&'a str, ApiError> {
         .filter(|(ws, _)| *ws == caller.workspace.id)
         .map(|(_, inner)| inner)
         .ok_or(ApiError::NotFound("open reservation"))
-}
-
-async fn key_of(state: &AppState, caller: &Caller, id: &str) -> Result<ApiKey, ApiError> {
-    if !ids::looks_like("key", id) {
-        return Err(ApiError::NotFound("key"));
-    }
-    state
-        .store
-        .key(&caller.workspace.id, id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::NotFound("key"),
-            other => other.into(),
-        })
 }

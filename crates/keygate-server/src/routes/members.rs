@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use keygate_core::ids;
 use keygate_core::model::{Member, Role};
-use keygate_store::{NewMember, StoreError};
+use keygate_store::NewMember;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -96,10 +96,6 @@ pub async fn delete_member(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_owner("manage members")?;
-    let not_found = |e: StoreError| match e {
-        StoreError::NotFound => ApiError::NotFound("member"),
-        other => other.into(),
-    };
     if !ids::looks_like("mem", &id) {
         return Err(ApiError::NotFound("member"));
     }
@@ -107,7 +103,7 @@ pub async fn delete_member(
         .store
         .member(&caller.workspace.id, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::store_lookup("member"))?;
     let entry = audit::entry(
         &caller,
         &origin,
@@ -124,7 +120,7 @@ pub async fn delete_member(
         .store
         .delete_member(&caller.workspace.id, &id, &entry)
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::store_lookup("member"))?;
     state.changed(Change::Member(id)).await;
     Ok(StatusCode::NO_CONTENT)
 }

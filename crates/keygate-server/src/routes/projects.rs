@@ -6,7 +6,6 @@ use axum::response::IntoResponse;
 use axum::Json;
 use keygate_core::ids;
 use keygate_core::model::Project;
-use keygate_store::StoreError;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -66,9 +65,10 @@ pub async fn get_project(
     if !ids::looks_like("proj", &id) {
         return Err(ApiError::NotFound("project"));
     }
-    match state.store.project(&caller.workspace.id, &id).await {
-        Ok(project) => Ok(Json(project)),
-        Err(StoreError::NotFound) => Err(ApiError::NotFound("project")),
-        Err(e) => Err(e.into()),
-    }
+    state
+        .store
+        .project(&caller.workspace.id, &id)
+        .await
+        .map(Json)
+        .map_err(ApiError::store_lookup("project"))
 }

@@ -14,7 +14,6 @@ use axum::response::IntoResponse;
 use axum::Json;
 use keygate_core::ids;
 use keygate_core::routing::{validate_targets, RoutingMode, RoutingRule, RoutingTarget};
-use keygate_store::StoreError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -142,7 +141,7 @@ pub async fn update_routing_rule(
         .store
         .save_routing_rule(&next, &entry)
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::store_lookup("routing rule"))?;
     rules_changed(&state, &saved).await;
     Ok(Json(saved))
 }
@@ -169,7 +168,7 @@ pub async fn delete_routing_rule(
         .store
         .delete_routing_rule(&caller.workspace.id, &id, &entry)
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::store_lookup("routing rule"))?;
     rules_changed(&state, &current).await;
     for key_id in cleared {
         state.changed(Change::Key(key_id)).await;
@@ -200,14 +199,7 @@ async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<RoutingRule
         .store
         .routing_rule(&caller.workspace.id, id)
         .await
-        .map_err(not_found)
-}
-
-fn not_found(error: StoreError) -> ApiError {
-    match error {
-        StoreError::NotFound => ApiError::NotFound("routing rule"),
-        other => other.into(),
-    }
+        .map_err(ApiError::store_lookup("routing rule"))
 }
 
 fn check_targets(state: &AppState, rule: &RoutingRule) -> Result<(), ApiError> {

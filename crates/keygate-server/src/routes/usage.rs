@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::Json;
 use chrono::{Days, NaiveDate};
-use keygate_core::{ids, Micros};
-use keygate_store::{StoreError, UsageDimension, UsageQuery};
+use keygate_core::Micros;
+use keygate_store::{UsageDimension, UsageQuery};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -63,17 +63,7 @@ pub async fn get_key_usage(
     ApiQuery(params): ApiQuery<KeyUsageParams>,
 ) -> Result<Json<Value>, ApiError> {
     let days = valid_days(params.days)?;
-    if !ids::looks_like("key", &id) {
-        return Err(ApiError::NotFound("key"));
-    }
-    state
-        .store
-        .key(&caller.workspace.id, &id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::NotFound("key"),
-            other => other.into(),
-        })?;
+    crate::routes::keys::load_key(&state, &caller, &id).await?;
     let (from, to) = range(&state, days);
     let rollups = state
         .store
