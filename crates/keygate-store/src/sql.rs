@@ -99,6 +99,47 @@ fn is_transient(error: &sqlx::Error) -> bool {
 }
 
 impl SqlStore {
+    /// One row of a workspace-owned table by id; `NotFound` also for another workspace's id.
+    async fn one_in_workspace<T>(
+        &self,
+        table: &str,
+        columns: &str,
+        workspace_id: &str,
+        id: &str,
+        decode: fn(&sqlx::any::AnyRow) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let row = sqlx::query(&format!(
+            "SELECT {columns} FROM {table} WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_error)?
+        .ok_or(StoreError::NotFound)?;
+        decode(&row)
+    }
+
+    /// Every row of a workspace-owned table, oldest first.
+    async fn all_in_workspace<T>(
+        &self,
+        table: &str,
+        columns: &str,
+        workspace_id: &str,
+        decode: fn(&sqlx::any::AnyRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        sqlx::query(&format!(
+            "SELECT {columns} FROM {table} WHERE workspace_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(workspace_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(decode)
+        .collect()
+    }
+
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Any>> {
         match self.backend {
             Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
@@ -327,30 +368,24 @@ impl Store for SqlStore {
     }
 
     async fn member(&self, workspace_id: &str, id: &str) -> StoreResult<Member> {
-        let row = sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS} FROM members WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(workspace_id)
-        .bind(id)
-        .fetch_optional(&self.read)
+        self.one_in_workspace(
+            "members",
+            MEMBER_COLUMNS,
+            workspace_id,
+            id,
+            codec::member_from_row,
+        )
         .await
-        .map_err(db_error)?
-        .ok_or(StoreError::NotFound)?;
-        codec::member_from_row(&row)
     }
 
     async fn list_members(&self, workspace_id: &str) -> StoreResult<Vec<Member>> {
-        sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS} FROM members WHERE workspace_id = $1 \
-             ORDER BY created_at, id"
-        ))
-        .bind(workspace_id)
-        .fetch_all(&self.read)
+        self.all_in_workspace(
+            "members",
+            MEMBER_COLUMNS,
+            workspace_id,
+            codec::member_from_row,
+        )
         .await
-        .map_err(db_error)?
-        .iter()
-        .map(codec::member_from_row)
-        .collect()
     }
 
     async fn delete_member(
@@ -425,30 +460,24 @@ impl Store for SqlStore {
     }
 
     async fn project(&self, workspace_id: &str, id: &str) -> StoreResult<Project> {
-        let row = sqlx::query(&format!(
-            "SELECT {PROJECT_COLUMNS} FROM projects WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(workspace_id)
-        .bind(id)
-        .fetch_optional(&self.read)
+        self.one_in_workspace(
+            "projects",
+            PROJECT_COLUMNS,
+            workspace_id,
+            id,
+            codec::project_from_row,
+        )
         .await
-        .map_err(db_error)?
-        .ok_or(StoreError::NotFound)?;
-        codec::project_from_row(&row)
     }
 
     async fn list_projects(&self, workspace_id: &str) -> StoreResult<Vec<Project>> {
-        sqlx::query(&format!(
-            "SELECT {PROJECT_COLUMNS} FROM projects WHERE workspace_id = $1 \
-             ORDER BY created_at, id"
-        ))
-        .bind(workspace_id)
-        .fetch_all(&self.read)
+        self.all_in_workspace(
+            "projects",
+            PROJECT_COLUMNS,
+            workspace_id,
+            codec::project_from_row,
+        )
         .await
-        .map_err(db_error)?
-        .iter()
-        .map(codec::project_from_row)
-        .collect()
     }
 
     // --- keys -------------------------------------------------------------------------------
@@ -1199,30 +1228,24 @@ impl Store for SqlStore {
     }
 
     async fn routing_rule(&self, workspace_id: &str, id: &str) -> StoreResult<RoutingRule> {
-        let row = sqlx::query(&format!(
-            "SELECT {ROUTING_RULE_COLUMNS} FROM routing_rules WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(workspace_id)
-        .bind(id)
-        .fetch_optional(&self.read)
+        self.one_in_workspace(
+            "routing_rules",
+            ROUTING_RULE_COLUMNS,
+            workspace_id,
+            id,
+            routing_rule_from_row,
+        )
         .await
-        .map_err(db_error)?
-        .ok_or(StoreError::NotFound)?;
-        routing_rule_from_row(&row)
     }
 
     async fn list_routing_rules(&self, workspace_id: &str) -> StoreResult<Vec<RoutingRule>> {
-        sqlx::query(&format!(
-            "SELECT {ROUTING_RULE_COLUMNS} FROM routing_rules WHERE workspace_id = $1 \
-             ORDER BY created_at, id"
-        ))
-        .bind(workspace_id)
-        .fetch_all(&self.read)
+        self.all_in_workspace(
+            "routing_rules",
+            ROUTING_RULE_COLUMNS,
+            workspace_id,
+            routing_rule_from_row,
+        )
         .await
-        .map_err(db_error)?
-        .iter()
-        .map(routing_rule_from_row)
-        .collect()
     }
 
     async fn default_routing_rule(&self, workspace_id: &str) -> StoreResult<Option<RoutingRule>> {
