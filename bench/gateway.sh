@@ -127,6 +127,9 @@ cat >"$WORK/keygate.toml" <<CONF
 prefix = "/proxy/up"
 upstream = "http://127.0.0.1:$UPSTREAM_PORT"
 timeout = "10s"
+# The workspace is created when Keygate starts on the empty database, after this file is
+# written, so the route is opened to every workspace explicitly.
+workspaces = "*"
 CONF
 RUST_LOG=warn taskset -c "$SERVER_CPU" "$BIN" serve --listen "127.0.0.1:$KG_PORT" \
   --database-url "sqlite://$WORK/keygate.db" --config "$WORK/keygate.toml" >"$WORK/keygate.out" 2>&1 &

@@ -151,7 +151,8 @@ impl PlainKey {
         &self.0
     }
 
-    /// `kg_live_ab12…mn34` for our keys; the first and last four characters for others.
+    /// `kg_live_ab12…mn34` for our keys; for any other string at most its first and last
+    /// four characters (see [`display_form`]).
     pub fn display(&self) -> String {
         display_form(&self.0)
     }
@@ -184,19 +185,45 @@ fn base62_value(b: u8) -> Option<u32> {
     }
 }
 
-/// Display form of any string that may be a key; shows at most 8 characters of its body.
+/// Most characters of secret material a display form shows at each end.
+pub const DISPLAY_EDGE: usize = 4;
+
+/// Display form of any string that may be a key: what lists, audit rows, the request log and
+/// failed-attempt records show instead of it.
+///
+/// The rule, whatever the string's shape: of the secret part, at most [`DISPLAY_EDGE`]
+/// leading and [`DISPLAY_EDGE`] trailing characters are shown, and fewer for a short secret —
+/// one character per eight at each end — so at least three quarters of it stay hidden. Only
+/// for a string of our exact shape (`<prefix>_<env>_` and a 32-character base62 body) is the
+/// `<prefix>_<env>_` head shown in full: it is the same for every key of a workspace and
+/// environment, and the import refuses foreign keys of that shape. Everything else — legacy
+/// keys, mistyped and invented strings — is secret from its first character. Characters
+/// that are not printable ASCII are shown as `?`, so a presented string cannot smuggle control
+/// sequences into a terminal that lists failed attempts.
 pub fn display_form(key: &str) -> String {
-    let (head, body) = match split_shape(key) {
+    let (head, secret) = match native_shape(key) {
         Some((prefix, env, body)) => (format!("{prefix}_{env}_"), body),
         None => (String::new(), key),
     };
-    let chars: Vec<char> = body.chars().collect();
-    if chars.len() < 12 {
-        return format!("{head}…");
-    }
-    let first: String = chars[..4].iter().collect();
-    let last: String = chars[chars.len() - 4..].iter().collect();
+    let edge = (secret.chars().count() / 8).min(DISPLAY_EDGE);
+    let shown = |c: char| if c.is_ascii_graphic() { c } else { '?' };
+    let first: String = secret.chars().take(edge).map(shown).collect();
+    let mut last: Vec<char> = secret.chars().rev().take(edge).map(shown).collect();
+    last.reverse();
+    let last: String = last.into_iter().collect();
     format!("{head}{first}…{last}")
+}
+
+/// `(prefix, env, body)` when `key` has our layout (whatever its checksum says).
+fn native_shape(key: &str) -> Option<(&str, &str, &str)> {
+    let (prefix, env, body) = split_shape(key)?;
+    let native = (2..=8).contains(&prefix.len())
+        && is_lower_alnum(prefix)
+        && (1..=12).contains(&env.len())
+        && is_lower_alnum(env)
+        && body.len() == BODY_LEN
+        && body.bytes().all(|b| base62_value(b).is_some());
+    native.then_some((prefix, env, body))
 }
 
 fn split_shape(key: &str) -> Option<(&str, &str, &str)> {
@@ -223,18 +250,9 @@ impl<'a> ParsedKey<'a> {
         if key.is_empty() || key.len() > MAX_KEY_LEN || !key.is_ascii() {
             return Err(KeyFormatError::BadShape);
         }
-        let Some((prefix, env, body)) = split_shape(key) else {
+        let Some((prefix, env, _)) = native_shape(key) else {
             return Self::foreign(key);
         };
-        let looks_native = (2..=8).contains(&prefix.len())
-            && is_lower_alnum(prefix)
-            && (1..=12).contains(&env.len())
-            && is_lower_alnum(env)
-            && body.len() == BODY_LEN
-            && body.bytes().all(|b| base62_value(b).is_some());
-        if !looks_native {
-            return Self::foreign(key);
-        }
         let (signed, checksum) = key.split_at(key.len() - CHECKSUM_LEN);
         let mut expected: u64 = 0;
         for b in checksum.bytes() {
@@ -334,7 +352,89 @@ mod tests {
         assert!(EnvTag::parse("").is_err());
     }
 
+    /// The characters of `secret` a display form shows: everything but the `…`.
+    fn revealed(display: &str) -> usize {
+        display.chars().filter(|&c| c != '…').count()
+    }
+
+    /// No `n + 1` consecutive characters of `secret` appear in `display`.
+    fn shows_no_run_longer_than(display: &str, secret: &str, n: usize) -> bool {
+        let chars: Vec<char> = secret.chars().collect();
+        chars
+            .windows(n + 1)
+            .all(|w| !display.contains(&w.iter().collect::<String>()))
+    }
+
+    #[test]
+    fn security_legacy_display_forms_hide_the_key() {
+        let legacy = "acme_S3cr3tP4ssw0rdXYZ0123456_v1";
+        let display = display_form(legacy);
+        assert_eq!(display, "acme…6_v1");
+        assert!(shows_no_run_longer_than(&display, legacy, 4));
+        // Our layout with lowercase parts but a body that is not 32 base62 characters: all
+        // secret, not a head to show.
+        for foreign in [
+            "ab_cd_S3cr3tP4ssw0rdXYZ0123456789abcd",
+            "kg_S3cr3tP4ssw0rd_XYZ0123456789abcdef",
+            "sk-legacy-0123456789abcdef",
+        ] {
+            let display = display_form(foreign);
+            assert!(revealed(&display) <= 8, "{display}");
+            assert!(shows_no_run_longer_than(&display, foreign, 4), "{display}");
+        }
+        assert_eq!(display_form("short-legacy-key"), "sh…ey");
+        assert_eq!(display_form("tiny"), "…");
+        assert_eq!(display_form(""), "…");
+        assert_eq!(
+            display_form("kg_live_\u{1b}[31mredredredredred\n"),
+            "kg_…ed?"
+        );
+    }
+
+    #[test]
+    fn security_a_huge_presented_string_has_a_short_display_form() {
+        let huge = format!("x_{}_y", "S3cr3t".repeat(200_000));
+        let display = display_form(&huge);
+        assert_eq!(display, "x_S3…3t_y");
+    }
+
     proptest! {
+        #[test]
+        fn security_display_reveals_at_most_eight_characters_of_any_string(
+            secret in prop_oneof![
+                any::<String>(),
+                "[ -~]{0,80}",
+                "[a-z0-9]{1,9}_[a-z0-9]{1,13}_[0-9A-Za-z_]{0,40}",
+            ],
+        ) {
+            let display = display_form(&secret);
+            match native_shape(&secret) {
+                Some((prefix, env, body)) => {
+                    let head = format!("{prefix}_{env}_");
+                    prop_assert!(display.starts_with(&head));
+                    let rest = &display[head.len()..];
+                    prop_assert!(revealed(rest) <= 8, "{display}");
+                    prop_assert!(shows_no_run_longer_than(rest, body, 4), "{display}");
+                }
+                None => {
+                    prop_assert!(revealed(&display) <= 8, "{display}");
+                    prop_assert!(revealed(&display) <= secret.chars().count() / 4, "{display}");
+                    prop_assert!(shows_no_run_longer_than(&display, &secret, 4), "{display}");
+                }
+            }
+        }
+
+        #[test]
+        fn security_native_keys_show_their_head_and_eight_body_characters(
+            env in "[a-z0-9]{1,12}",
+        ) {
+            let key = PlainKey::generate(&kg(), &EnvTag::parse(&env).expect("env"));
+            let display = key.display();
+            let head = format!("kg_{env}_");
+            prop_assert!(display.starts_with(&head));
+            prop_assert_eq!(revealed(&display[head.len()..]), 8);
+        }
+
         #[test]
         fn random_strings_of_our_shape_almost_never_pass(body in "[0-9A-Za-z]{32}") {
             let key = format!("kg_live_{body}");

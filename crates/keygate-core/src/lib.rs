@@ -5,6 +5,7 @@
 //! tested exhaustively and benchmarked without a database, a network or a runtime. Other
 //! crates bring the I/O (store, limiter, HTTP) and call into this one.
 
+pub mod access;
 pub mod clock;
 pub mod expiry;
 pub mod hash;
@@ -14,6 +15,7 @@ pub mod limits;
 pub mod model;
 pub mod money;
 pub mod routing;
+pub mod text;
 pub mod verdict;
 pub mod verify;
 

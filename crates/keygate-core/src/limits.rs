@@ -26,8 +26,12 @@ impl WindowLength {
     pub fn secs(self) -> u64 {
         self.0
     }
+    /// In milliseconds, saturating (a `u64` of seconds can exceed `i64` milliseconds; a
+    /// cast would turn it negative).
     pub fn millis(self) -> i64 {
-        (self.0 as i64).saturating_mul(1000)
+        i64::try_from(self.0)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000)
     }
 }
 
@@ -170,6 +174,12 @@ impl KeyLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn security_huge_windows_saturate_instead_of_going_negative() {
+        assert_eq!(WindowLength(u64::MAX).millis(), i64::MAX);
+        assert_eq!(WindowLength(60).millis(), 60_000);
+    }
 
     fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, d, h, 30, 0)

@@ -37,29 +37,30 @@ pub struct Project {
     pub created_at: DateTime<Utc>,
 }
 
-/// What a member may do.
+/// What a member may do. Which role may call which route is the table in
+/// [`crate::access`]; the roles are ordered by trust only for owners, editors and viewers —
+/// a service member is not "above" a viewer, it may do different things.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Everything, including members and workspace settings.
     Owner,
+    /// Keys, projects and routing rules; verifies and meters.
     Editor,
+    /// Reads everything an editor can change; consumes nothing.
     Viewer,
+    /// A backend that verifies keys and meters usage (verify, reservations, usage reports),
+    /// and may neither read nor manage keys: the token to put in a service's environment.
+    Service,
 }
 
 impl Role {
-    /// Owners and editors create and change keys and projects.
-    pub fn can_write_keys(self) -> bool {
-        matches!(self, Role::Owner | Role::Editor)
-    }
-    /// Only owners manage members.
-    pub fn can_manage_members(self) -> bool {
-        matches!(self, Role::Owner)
-    }
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Owner => "owner",
             Role::Editor => "editor",
             Role::Viewer => "viewer",
+            Role::Service => "service",
         }
     }
     pub fn parse(s: &str) -> Option<Role> {
@@ -67,6 +68,7 @@ impl Role {
             "owner" => Some(Role::Owner),
             "editor" => Some(Role::Editor),
             "viewer" => Some(Role::Viewer),
+            "service" => Some(Role::Service),
             _ => None,
         }
     }

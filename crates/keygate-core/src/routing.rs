@@ -65,7 +65,7 @@ pub struct RoutingRule {
 pub enum RoutingError {
     #[error("a rule needs 1 to 16 targets")]
     TargetCount,
-    #[error("target {0}: the provider name is empty")]
+    #[error("target {0}: a provider name is 1 to 64 characters")]
     EmptyProvider(usize),
     #[error("target {0}: provider {1:?} is listed twice")]
     DuplicateProvider(usize, String),
@@ -73,7 +73,14 @@ pub enum RoutingError {
     ZeroWeight(usize),
     #[error("target {0}: model names must be 1 to 200 characters")]
     BadModel(usize),
+    #[error("target {0}: models maps at most 100 model names")]
+    TooManyModels(usize),
 }
+
+/// Longest provider name a rule may hold (config names are short; a rule is stored forever).
+pub const MAX_PROVIDER_CHARS: usize = 64;
+/// Most model mappings one target may hold.
+pub const MAX_MODELS_PER_TARGET: usize = 100;
 
 /// Checks the targets a member sent for a rule.
 pub fn validate_targets(mode: RoutingMode, targets: &[RoutingTarget]) -> Result<(), RoutingError> {
@@ -81,7 +88,8 @@ pub fn validate_targets(mode: RoutingMode, targets: &[RoutingTarget]) -> Result<
         return Err(RoutingError::TargetCount);
     }
     for (i, target) in targets.iter().enumerate() {
-        if target.provider.trim().is_empty() {
+        if target.provider.trim().is_empty() || target.provider.chars().count() > MAX_PROVIDER_CHARS
+        {
             return Err(RoutingError::EmptyProvider(i));
         }
         if targets[..i].iter().any(|t| t.provider == target.provider) {
@@ -89,6 +97,9 @@ pub fn validate_targets(mode: RoutingMode, targets: &[RoutingTarget]) -> Result<
         }
         if mode == RoutingMode::Split && target.weight == 0 {
             return Err(RoutingError::ZeroWeight(i));
+        }
+        if target.models.len() > MAX_MODELS_PER_TARGET {
+            return Err(RoutingError::TooManyModels(i));
         }
         let bad = |m: &String| m.is_empty() || m.chars().count() > 200;
         if target.models.iter().any(|(from, to)| bad(from) || bad(to)) {
@@ -166,5 +177,22 @@ mod tests {
             validate_targets(RoutingMode::Fallback, &[target("a", 1), target("a", 1)]),
             Err(RoutingError::DuplicateProvider(1, _))
         ));
+    }
+
+    #[test]
+    fn security_stored_rule_strings_are_bounded() {
+        let long = "p".repeat(MAX_PROVIDER_CHARS + 1);
+        assert_eq!(
+            validate_targets(RoutingMode::Fallback, &[target(&long, 1)]),
+            Err(RoutingError::EmptyProvider(0))
+        );
+        let mut many = target("a", 1);
+        many.models = (0..=MAX_MODELS_PER_TARGET)
+            .map(|i| (format!("m{i}"), "x".to_string()))
+            .collect();
+        assert_eq!(
+            validate_targets(RoutingMode::Fallback, &[many]),
+            Err(RoutingError::TooManyModels(0))
+        );
     }
 }

@@ -12,11 +12,19 @@
 //!   PRODUCT.md order and, only if all pass, every one is consumed, under one lock (memory) or
 //!   inside one Lua script (Redis, one round trip). A denial consumes nothing. Splitting the
 //!   check from the consumption would let concurrent requests all see "one left" and overspend.
-//! * **Rate windows are exact, not approximated.** A rolling window keeps the timestamp of every
-//!   admitted request still inside it (a deque in memory, a sorted set in Redis), so "60 per
-//!   minute" holds over *any* 60-second interval. Memory per key and window is bounded by the
-//!   window's limit because a request is only logged when it is admitted; the price is
-//!   `O(limit)` memory for windows with huge limits (1M/day costs ~8 MB per key in memory).
+//! * **Rate windows are exact up to a limit of 1,000, bucketed above.** A rolling window keeps
+//!   a log of `(time, requests)` entries, oldest first (a deque in memory, a sorted set in
+//!   Redis), so "60 per minute" holds over *any* 60-second interval. For a window whose limit
+//!   is at most [`EXACT_WINDOW_LIMIT`] every request keeps its own millisecond, and the log has
+//!   at most `limit` entries. Above that, a request's time is rounded *up* to the end of its
+//!   bucket, one sixtieth of the window, so the log has at most 61 entries whatever the limit
+//!   or the window's length: 16 bytes an entry in memory, about 100 in Redis. The accuracy:
+//!   the limit still holds over every interval of the window's length (a request only ever
+//!   counts *longer* than it should, never shorter), but a request keeps counting for up to
+//!   one bucket after it left the window — at most 1 s of a 1-minute window, 24 min of a
+//!   day, 12 h of 30 days — so a full window can go on refusing, and its Retry-After be, up
+//!   to one bucket longer than an exact count would say. Windows of one length share one log, at the finest
+//!   granularity any of them needs, so a key whose limit crosses 1,000 keeps its history.
 //! * **Budgets are counted for every reset period at once.** A key's tokens and cost are added
 //!   to a daily, a weekly, a monthly and a lifetime counter, keyed by the period's UTC start.
 //!   So [`Limiter::record`], which knows only the key, can count usage without knowing the key's
@@ -28,6 +36,15 @@
 //!   frees its hold after the ttl without any background task. A hold always counts against
 //!   the *current* period (conservative), and settling charges the actual amount to the
 //!   period in which it is settled.
+//! * **A reservation belongs to its workspace and key.** Its id is `rsv_` and 128 bits from
+//!   the OS CSPRNG (the same shape in both backends, so it cannot be guessed or counted), and
+//!   [`Limiter::settle`] and [`Limiter::release`] take the [`Subject`] that must own it: an id
+//!   of another workspace or key answers exactly like an unknown one and leaves the hold
+//!   alone. The check is in the limiter so that no caller can forget it.
+//! * **Counters saturate, never wrap.** Every amount, counter and limit is clamped to
+//!   [`MAX_AMOUNT`] (2^53 − 1, the largest integer Lua's doubles hold exactly, so both backends
+//!   agree to the unit): that is 9·10^15 tokens or $9 billion, and a counter that reaches it
+//!   reads as exhausted rather than wrapping to a small or negative number.
 //! * **Failure refuses.** If the store cannot be reached the limiter returns
 //!   [`LimiterError::Unavailable`] within a bounded time; it never admits silently.
 //! * **Money is integer micro-dollars.** `LimitState` reports money limits in micros too.
@@ -57,21 +74,27 @@ pub trait Limiter: Send + Sync + 'static {
 
     /// Like [`Limiter::admit`], but `tokens`/`cost` are held rather than spent, until
     /// [`Limiter::settle`], [`Limiter::release`] or `ttl` passes; the request itself counts on
-    /// the rate windows at once. The id is in [`Decision::reservation_id`].
+    /// the rate windows at once. The id is in [`Decision::reservation_id`]: `rsv_` and 32
+    /// lowercase hex digits (128 random bits), with no `.`, so a caller may wrap it in an id
+    /// of its own. `ttl` is clamped to between 1 ms and ten years.
     async fn reserve(&self, req: &Admission, ttl: Duration) -> Result<Decision, LimiterError>;
 
-    /// Replaces a hold by the actual amounts (lower or higher than reserved). Idempotent: only
-    /// the first call counts; an unknown, settled, released or expired id gives `Ok(false)`,
-    /// and the caller may then [`Limiter::record`] the usage instead.
+    /// Replaces a hold by the actual amounts (lower or higher than reserved). `owner` must be
+    /// the subject the reservation was made for: the id alone is not a capability, so a
+    /// leaked or guessed id of another workspace or key is refused here, not only by the
+    /// caller. Idempotent: only the first call counts; an unknown, foreign, settled, released
+    /// or expired id gives `Ok(false)` (the same answer for all, so it reveals nothing), and
+    /// the caller may then [`Limiter::record`] the usage instead.
     async fn settle(
         &self,
+        owner: &Subject,
         reservation_id: &str,
         actual_tokens: u64,
         actual_cost: Micros,
     ) -> Result<bool, LimiterError>;
 
-    /// Drops a hold without spending anything.
-    async fn release(&self, reservation_id: &str) -> Result<bool, LimiterError>;
+    /// Drops a hold without spending anything; `owner` is checked as for [`Limiter::settle`].
+    async fn release(&self, owner: &Subject, reservation_id: &str) -> Result<bool, LimiterError>;
 
     /// Adds usage after the fact, unconditionally: it can take a budget over its limit, after
     /// which admissions are refused until the period resets.
@@ -264,9 +287,102 @@ pub(crate) fn period_index(period: ResetPeriod) -> usize {
     }
 }
 
-/// Amounts are `u64` tokens or `i64` micros from the outside; counters are `i64` and saturate.
+/// The largest amount (tokens or micro-dollars) a counter, a hold or a limit holds: 2^53 − 1,
+/// the largest integer a Lua double (Redis scripts) represents exactly. Both backends clamp to
+/// it so they give the same answer for the same history, however extreme the input.
+pub const MAX_AMOUNT: i64 = (1 << 53) - 1;
+
+/// A rate window whose limit is at most this keeps an exact log; above it, 60 buckets.
+pub const EXACT_WINDOW_LIMIT: u64 = 1000;
+
+/// Buckets per window for windows with a limit above [`EXACT_WINDOW_LIMIT`].
+const BUCKETS_PER_WINDOW: i64 = 60;
+
+/// The longest window or hold counted (ten years; the API allows 31 days and 1 hour). Longer
+/// ones are shortened to it, which keeps `now + span` far from overflowing an `i64` and
+/// inside what Redis accepts as an expiry.
+pub(crate) const MAX_SPAN_MS: i64 = 10 * 366 * 86_400_000;
+
+const RESERVATION_PREFIX: &str = "rsv_";
+
+/// Tokens as counted: `u64` from the outside, clamped to [`MAX_AMOUNT`].
 pub(crate) fn as_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
+    i64::try_from(value).unwrap_or(i64::MAX).min(MAX_AMOUNT)
+}
+
+/// Money as counted: negative amounts count as nothing, huge ones as [`MAX_AMOUNT`].
+pub(crate) fn money(value: Micros) -> i64 {
+    value.0.clamp(0, MAX_AMOUNT)
+}
+
+/// A budget's limit as compared. A negative limit admits nothing, like a zero one (and must
+/// not reach Redis as `-1`, which the scripts read as "no limit").
+pub(crate) fn budget_limit(limit: i64) -> i64 {
+    limit.clamp(0, MAX_AMOUNT)
+}
+
+/// Adds to a counter, saturating at [`MAX_AMOUNT`].
+pub(crate) fn add_amount(counter: i64, amount: i64) -> i64 {
+    counter.saturating_add(amount).min(MAX_AMOUNT)
+}
+
+/// A window's length as counted, in ms (see [`MAX_SPAN_MS`]). From the seconds rather than
+/// `WindowLength::millis`, which casts to `i64` first and turns `u64::MAX` s into −1000 ms.
+pub(crate) fn window_ms(window: &RateWindow) -> i64 {
+    i64::try_from(window.window.secs())
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000)
+        .min(MAX_SPAN_MS)
+}
+
+/// How finely `window`'s log records time, in ms: 1 (exact) up to [`EXACT_WINDOW_LIMIT`],
+/// else one sixtieth of the window. Windows of one length share a log, so this is the finest
+/// granularity among all of `windows` with `window`'s length.
+pub(crate) fn granularity_ms(windows: &[RateWindow], window: &RateWindow) -> i64 {
+    let length = window_ms(window);
+    windows
+        .iter()
+        .filter(|w| window_ms(w) == length)
+        .map(|w| {
+            if w.limit <= EXACT_WINDOW_LIMIT {
+                1
+            } else {
+                (length / BUCKETS_PER_WINDOW + i64::from(length % BUCKETS_PER_WINDOW != 0)).max(1)
+            }
+        })
+        .min()
+        .unwrap_or(1)
+}
+
+/// The time a request at `now` is logged at: the last millisecond of its bucket, so that it
+/// counts at least as long as it should, never shorter.
+pub(crate) fn bucket_end(now: i64, granularity: i64) -> i64 {
+    let g = granularity.max(1);
+    now.saturating_sub(now.rem_euclid(g)).saturating_add(g - 1)
+}
+
+/// A new reservation's random part: 128 bits from the OS CSPRNG. The OS generator (not a
+/// counter, not a user-space PRNG) because the id names money.
+pub(crate) fn new_reservation_nonce() -> u128 {
+    use rand::RngCore;
+    let mut bytes = [0_u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    u128::from_be_bytes(bytes)
+}
+
+/// A reservation id as callers see it: `rsv_` + 32 lowercase hex digits.
+pub(crate) fn reservation_id_text(nonce: u128) -> String {
+    format!("{RESERVATION_PREFIX}{nonce:032x}")
+}
+
+/// The random part of an id made by [`reservation_id_text`]; `None` for anything else, so a
+/// malformed id is simply unknown.
+pub(crate) fn parse_reservation_id(id: &str) -> Option<u128> {
+    let hex = id.strip_prefix(RESERVATION_PREFIX)?;
+    if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u128::from_str_radix(hex, 16).ok()
 }
 
 /// A budget refuses when the request would take it over the limit, and also when it is already
@@ -308,5 +424,52 @@ mod tests {
         assert!(budget_refuses(10, 0, 10));
         assert!(budget_refuses(0, 0, 0));
         assert!(budget_refuses(i64::MAX - 1, i64::MAX, i64::MAX));
+    }
+
+    #[test]
+    fn reservation_ids_round_trip_and_reject_everything_else() {
+        let nonce = new_reservation_nonce();
+        let id = reservation_id_text(nonce);
+        assert_eq!(id.len(), 36);
+        assert_eq!(parse_reservation_id(&id), Some(nonce));
+        for bad in [
+            "",
+            "rsv_",
+            "rsv_1",
+            "nope",
+            &id.to_uppercase(),
+            &format!("{id}0"),
+            &id[..35],
+            "rsv_+0000000000000000000000000000000",
+        ] {
+            assert_eq!(parse_reservation_id(bad), None, "{bad}");
+        }
+        assert_ne!(new_reservation_nonce(), nonce);
+    }
+
+    #[test]
+    fn long_or_busy_windows_are_bucketed() {
+        let minute = |limit| RateWindow {
+            limit,
+            window: keygate_core::limits::WindowLength(60),
+        };
+        assert_eq!(granularity_ms(&[minute(1000)], &minute(1000)), 1);
+        assert_eq!(granularity_ms(&[minute(1001)], &minute(1001)), 1000);
+        // A 60 s window shared with an exact one is exact.
+        assert_eq!(
+            granularity_ms(&[minute(5000), minute(10)], &minute(5000)),
+            1
+        );
+        let huge = RateWindow {
+            limit: u64::MAX,
+            window: keygate_core::limits::WindowLength(u64::MAX),
+        };
+        assert_eq!(window_ms(&huge), MAX_SPAN_MS);
+        assert_eq!(granularity_ms(&[huge], &huge), MAX_SPAN_MS / 60);
+        assert_eq!(bucket_end(1_000, 1), 1_000);
+        assert_eq!(bucket_end(1_000, 60), 1_019);
+        assert_eq!(bucket_end(1_019, 60), 1_019);
+        assert_eq!(bucket_end(1_020, 60), 1_079);
+        assert_eq!(bucket_end(i64::MAX, 7), i64::MAX);
     }
 }

@@ -6,11 +6,13 @@
 //! locks at most one key shard and then one workspace shard, always in that order, so two
 //! decisions cannot deadlock. Idle entries are dropped when a shard doubles in size, which keeps
 //! memory proportional to the keys actually in use.
+//!
+//! A reservation is registered under its random id together with its [`Subject`]; settling or
+//! releasing compares that subject with the caller's before touching anything.
 
-use std::collections::hash_map::RandomState;
+use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -20,14 +22,15 @@ use keygate_core::{Clock, Denial, Micros};
 
 use crate::report::{self, mark_index, Usage, WindowUsage};
 use crate::{
-    as_i64, budget_refuses, period_index, Admission, Decision, LimitState, Limiter, LimiterError,
-    Subject, PERIODS,
+    add_amount, as_i64, bucket_end, budget_limit, budget_refuses, granularity_ms, money,
+    new_reservation_nonce, parse_reservation_id, period_index, reservation_id_text, window_ms,
+    Admission, Decision, LimitState, Limiter, LimiterError, Subject, MAX_AMOUNT, MAX_SPAN_MS,
+    PERIODS,
 };
 
 const SHARDS: usize = 64;
 /// A shard is swept for idle entries when it reaches this size, then at twice what survives.
 const MIN_SWEEP_AT: usize = 4096;
-const RESERVATION_PREFIX: &str = "rsv_";
 
 /// Counts limits in this process. Cheap to share: wrap it in an `Arc`.
 pub struct MemoryLimiter {
@@ -35,8 +38,7 @@ pub struct MemoryLimiter {
     hasher: RandomState,
     keys: Box<[Mutex<Shard<String, KeyState>>]>,
     workspaces: Box<[Mutex<Shard<String, WorkspaceState>>]>,
-    reservations: Box<[Mutex<Shard<u64, ReservationRef>>]>,
-    next_reservation: AtomicU64,
+    reservations: Box<[Mutex<Shard<u128, ReservationRef>>]>,
 }
 
 struct Shard<K, V> {
@@ -84,7 +86,8 @@ impl KeyState {
             None => {
                 self.windows.push(WindowLog {
                     millis,
-                    stamps: VecDeque::new(),
+                    count: 0,
+                    entries: VecDeque::new(),
                 });
                 self.windows.len() - 1
             }
@@ -107,7 +110,7 @@ impl KeyState {
         self.holds.sweep(now);
         self.windows.iter_mut().all(|w| {
             w.prune(now);
-            w.stamps.is_empty()
+            w.entries.is_empty()
         }) && self.holds.map.is_empty()
             && self
                 .tokens
@@ -118,34 +121,55 @@ impl KeyState {
     }
 }
 
-/// The timestamps (ms) of the requests admitted in one rolling window, oldest first.
+/// The requests admitted in one rolling window: `(time ms, requests)` entries, oldest first,
+/// times strictly increasing. An exact window logs each request at its own millisecond
+/// (requests in the same millisecond share an entry); a bucketed one at the end of its bucket
+/// (see the crate docs), so the entries stay few whatever the limit.
 struct WindowLog {
     millis: i64,
-    stamps: VecDeque<i64>,
+    /// The sum of the entries' requests.
+    count: u64,
+    entries: VecDeque<(i64, u64)>,
 }
 
 impl WindowLog {
-    /// A request at `t` is inside the window at `now` while `now - t < window`.
+    /// A request logged at `t` is inside the window at `now` while `now - t < window`.
     fn prune(&mut self, now: i64) {
         let cutoff = now.saturating_sub(self.millis);
-        while self.stamps.front().is_some_and(|t| *t <= cutoff) {
-            self.stamps.pop_front();
+        while let Some(&(t, n)) = self.entries.front() {
+            if t > cutoff {
+                break;
+            }
+            self.count = self.count.saturating_sub(n);
+            self.entries.pop_front();
         }
     }
 
-    fn push(&mut self, now: i64) {
-        // A clock that stepped back must not unsort the log; counting the request as later
-        // than it was only keeps it in the window longer, which errs on the safe side.
-        let stamp = self.stamps.back().map_or(now, |last| now.max(*last));
-        self.stamps.push_back(stamp);
+    fn push(&mut self, now: i64, granularity: i64) {
+        let stamp = bucket_end(now, granularity);
+        self.count = self.count.saturating_add(1);
+        match self.entries.back_mut() {
+            // Same bucket, or a clock that stepped back: counting the request as later than
+            // it was only keeps it in the window longer, which errs on the safe side and
+            // keeps the log sorted.
+            Some((last, n)) if *last >= stamp => *n = n.saturating_add(1),
+            _ => self.entries.push_back((stamp, 1)),
+        }
+    }
+
+    /// The time of the request at `index` (0 = oldest), counting each entry's requests.
+    fn stamp_at(&self, index: u64) -> Option<i64> {
+        let mut seen = 0_u64;
+        self.entries.iter().find_map(|&(t, n)| {
+            seen = seen.saturating_add(n);
+            (seen > index).then_some(t)
+        })
     }
 
     fn usage(&self, limit: u64) -> WindowUsage {
-        let count = self.stamps.len() as u64;
-        let mark = usize::try_from(mark_index(count, limit)).unwrap_or(usize::MAX);
         WindowUsage {
-            count,
-            mark_ms: self.stamps.get(mark).copied(),
+            count: self.count,
+            mark_ms: self.stamp_at(mark_index(self.count, limit)),
         }
     }
 }
@@ -170,13 +194,14 @@ impl Counter {
         if self.start_ms != start_ms {
             *self = Counter { start_ms, used: 0 };
         }
-        self.used = self.used.saturating_add(amount);
+        self.used = add_amount(self.used, amount);
     }
 }
 
-/// Reserved amounts, each until its deadline.
+/// Reserved amounts, each until its deadline. The totals are exact sums of the holds, kept at
+/// most [`MAX_AMOUNT`] by clamping each new hold, so releasing never drifts or overflows.
 struct Holds {
-    map: HashMap<u64, Hold>,
+    map: HashMap<u128, Hold>,
     tokens: i64,
     cost: i64,
     /// The earliest deadline, so that a sweep with nothing to do costs one comparison.
@@ -210,8 +235,8 @@ impl Holds {
         let (mut tokens, mut cost, mut next) = (self.tokens, self.cost, i64::MAX);
         self.map.retain(|_, hold| {
             if hold.deadline <= now {
-                tokens -= hold.tokens;
-                cost -= hold.cost;
+                tokens = tokens.saturating_sub(hold.tokens);
+                cost = cost.saturating_sub(hold.cost);
                 false
             } else {
                 next = next.min(hold.deadline);
@@ -221,17 +246,27 @@ impl Holds {
         (self.tokens, self.cost, self.next_expiry) = (tokens, cost, next);
     }
 
-    fn add(&mut self, id: u64, hold: Hold) {
+    /// Holds at most what keeps the totals within [`MAX_AMOUNT`]: a hold that large already
+    /// exhausts any limit, so the clamped part could never change a decision.
+    fn add(&mut self, id: u128, hold: Hold) {
+        let hold = Hold {
+            tokens: hold
+                .tokens
+                .min(MAX_AMOUNT.saturating_sub(self.tokens))
+                .max(0),
+            cost: hold.cost.min(MAX_AMOUNT.saturating_sub(self.cost)).max(0),
+            deadline: hold.deadline,
+        };
         self.tokens = self.tokens.saturating_add(hold.tokens);
         self.cost = self.cost.saturating_add(hold.cost);
         self.next_expiry = self.next_expiry.min(hold.deadline);
         self.map.insert(id, hold);
     }
 
-    fn remove(&mut self, id: u64) -> Option<Hold> {
+    fn remove(&mut self, id: u128) -> Option<Hold> {
         let hold = self.map.remove(&id)?;
-        self.tokens -= hold.tokens;
-        self.cost -= hold.cost;
+        self.tokens = self.tokens.saturating_sub(hold.tokens);
+        self.cost = self.cost.saturating_sub(hold.cost);
         Some(hold)
     }
 }
@@ -246,9 +281,13 @@ impl WorkspaceState {
     fn used(&self) -> i64 {
         self.spent.saturating_add(self.holds.cost)
     }
+
+    fn spend(&mut self, cost: i64) {
+        self.spent = add_amount(self.spent, cost);
+    }
 }
 
-/// Where a reservation's holds are, so `settle` can find them from the id alone.
+/// Whose a reservation is: where its holds are, and who alone may settle or release it.
 struct ReservationRef {
     subject: Subject,
     deadline: i64,
@@ -258,7 +297,7 @@ struct ReservationRef {
 enum Mode {
     Status,
     Admit,
-    Reserve { id: u64, deadline: i64 },
+    Reserve { id: u128, deadline: i64 },
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -282,7 +321,6 @@ impl MemoryLimiter {
             keys: shards(),
             workspaces: shards(),
             reservations: shards(),
-            next_reservation: AtomicU64::new(1),
         }
     }
 
@@ -298,8 +336,9 @@ impl MemoryLimiter {
         lock(&self.workspaces[self.shard_of(workspace_id)])
     }
 
-    fn reservation_shard(&self, id: u64) -> MutexGuard<'_, Shard<u64, ReservationRef>> {
-        lock(&self.reservations[(id as usize) % SHARDS])
+    /// Ids are random, so their low bits spread them evenly.
+    fn reservation_shard(&self, id: u128) -> MutexGuard<'_, Shard<u128, ReservationRef>> {
+        lock(&self.reservations[(id % SHARDS as u128) as usize])
     }
 
     /// The one function that checks, and consumes if everything passes.
@@ -313,7 +352,7 @@ impl MemoryLimiter {
         };
         let consuming = !matches!(mode, Mode::Status);
         let tokens = as_i64(req.tokens);
-        let cost = req.cost.0.max(0);
+        let cost = money(req.cost);
 
         let mut key_shard = self.key_shard(&req.subject.key_id);
         if key_shard.needs_sweep() {
@@ -326,17 +365,17 @@ impl MemoryLimiter {
         let mut denial = None;
         let mut rate_retry: Option<i64> = Some(0);
         for window in &req.rate_limits {
-            let log = key.window(window.window.millis());
+            let log = key.window(window_ms(window));
             log.prune(now);
-            let count = log.stamps.len() as u64;
+            let count = log.count;
             if count >= window.limit {
                 denial = Some(Denial::RateLimited);
-                let oldest = usize::try_from(mark_index(count, window.limit))
-                    .ok()
-                    .and_then(|at| log.stamps.get(at));
+                let oldest = log.stamp_at(mark_index(count, window.limit));
                 // A zero limit never admits, so there is no time worth waiting for.
                 rate_retry = match (rate_retry, oldest) {
-                    (Some(longest), Some(t)) => Some(longest.max(t + log.millis - now)),
+                    (Some(longest), Some(t)) => {
+                        Some(longest.max(t.saturating_add(log.millis).saturating_sub(now)))
+                    }
                     _ => None,
                 };
             }
@@ -346,13 +385,13 @@ impl MemoryLimiter {
         let held_cost = key.holds.cost;
         let tokens_used = req.token_limit.map_or(0, |l| {
             let i = period_index(l.reset);
-            key.tokens[i].get(starts[i]) + held_tokens
+            key.tokens[i].get(starts[i]).saturating_add(held_tokens)
         });
         let cost_used = req.cost_limit.map_or(0, |l| {
             let i = period_index(l.reset);
-            key.cost[i].get(starts[i]) + held_cost
+            key.cost[i].get(starts[i]).saturating_add(held_cost)
         });
-        let daily_used = key.cost[0].get(starts[0]) + held_cost;
+        let daily_used = key.cost[0].get(starts[0]).saturating_add(held_cost);
         if denial.is_none() {
             denial = if req
                 .token_limit
@@ -361,12 +400,12 @@ impl MemoryLimiter {
                 Some(Denial::TokenLimitReached)
             } else if req
                 .cost_limit
-                .is_some_and(|l| budget_refuses(cost_used, cost, l.limit.0))
+                .is_some_and(|l| budget_refuses(cost_used, cost, budget_limit(l.limit.0)))
             {
                 Some(Denial::CostLimitReached)
             } else if req
                 .daily_spend_cap
-                .is_some_and(|cap| budget_refuses(daily_used, cost, cap.0))
+                .is_some_and(|cap| budget_refuses(daily_used, cost, budget_limit(cap.0)))
             {
                 Some(Denial::SpendCapReached)
             } else {
@@ -396,7 +435,7 @@ impl MemoryLimiter {
         if denial.is_none()
             && req
                 .credit_balance
-                .is_some_and(|balance| budget_refuses(credits_used, cost, balance.0))
+                .is_some_and(|balance| budget_refuses(credits_used, cost, budget_limit(balance.0)))
         {
             denial = Some(Denial::InsufficientCredits);
         }
@@ -408,14 +447,15 @@ impl MemoryLimiter {
                     .iter()
                     .any(|w| w.window == window.window);
                 if !counted_already {
-                    key.window(window.window.millis()).push(now);
+                    let granularity = granularity_ms(&req.rate_limits, window);
+                    key.window(window_ms(window)).push(now, granularity);
                 }
             }
             match mode {
                 Mode::Admit => {
                     key.add_usage(&starts, tokens, cost);
                     if let Some(ws) = workspace.as_mut() {
-                        ws.spent = ws.spent.saturating_add(cost);
+                        ws.spend(cost);
                     }
                 }
                 Mode::Reserve { id, deadline } => {
@@ -453,7 +493,7 @@ impl MemoryLimiter {
             windows: req
                 .rate_limits
                 .iter()
-                .map(|w| key.window(w.window.millis()).usage(w.limit))
+                .map(|w| key.window(window_ms(w)).usage(w.limit))
                 .collect(),
             tokens: added(tokens_used, tokens),
             cost: added(cost_used, cost),
@@ -476,31 +516,30 @@ impl MemoryLimiter {
                         deadline,
                     },
                 );
-                Some(format!("{RESERVATION_PREFIX}{id}"))
+                Some(reservation_id_text(id))
             }
             _ => None,
         };
         report::decision(req, now_time, denial, rate_retry, &usage, reservation_id)
     }
 
-    /// Settles (`actual` given) or releases a reservation.
-    fn finish(&self, reservation_id: &str, actual: Option<(u64, Micros)>) -> bool {
-        let Some(id) = reservation_id
-            .strip_prefix(RESERVATION_PREFIX)
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
+    /// Settles (`actual` given) or releases a reservation, if `owner` owns it.
+    fn finish(&self, owner: &Subject, reservation_id: &str, actual: Option<(u64, Micros)>) -> bool {
+        let Some(id) = parse_reservation_id(reservation_id) else {
             return false;
         };
         let now_time = self.clock.now();
         let now = now_time.timestamp_millis();
-        let Some(reservation) = self.reservation_shard(id).map.remove(&id) else {
-            return false;
+        let reservation = match self.reservation_shard(id).map.entry(id) {
+            Entry::Occupied(entry) if entry.get().subject == *owner => entry.remove(),
+            // Unknown, or someone else's: the same answer, and someone else's hold stays.
+            _ => return false,
         };
         if reservation.deadline <= now {
             return false;
         }
         let starts = period_starts(now_time);
-        let (tokens, cost) = actual.map_or((0, 0), |(t, c)| (as_i64(t), c.0.max(0)));
+        let (tokens, cost) = actual.map_or((0, 0), |(t, c)| (as_i64(t), money(c)));
 
         let mut key_shard = self.key_shard(&reservation.subject.key_id);
         let Some(key) = key_shard.map.get_mut(&reservation.subject.key_id) else {
@@ -516,7 +555,7 @@ impl MemoryLimiter {
             .entry(reservation.subject.workspace_id)
             .or_default();
         ws.holds.remove(id);
-        ws.spent = ws.spent.saturating_add(cost);
+        ws.spend(cost);
         true
     }
 }
@@ -528,23 +567,26 @@ impl Limiter for MemoryLimiter {
     }
 
     async fn reserve(&self, req: &Admission, ttl: Duration) -> Result<Decision, LimiterError> {
-        let id = self.next_reservation.fetch_add(1, Ordering::Relaxed);
-        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let id = new_reservation_nonce();
+        let ttl_ms = i64::try_from(ttl.as_millis())
+            .unwrap_or(i64::MAX)
+            .clamp(1, MAX_SPAN_MS);
         let deadline = self.clock.now_millis().saturating_add(ttl_ms);
         Ok(self.decide(req, Mode::Reserve { id, deadline }))
     }
 
     async fn settle(
         &self,
+        owner: &Subject,
         reservation_id: &str,
         actual_tokens: u64,
         actual_cost: Micros,
     ) -> Result<bool, LimiterError> {
-        Ok(self.finish(reservation_id, Some((actual_tokens, actual_cost))))
+        Ok(self.finish(owner, reservation_id, Some((actual_tokens, actual_cost))))
     }
 
-    async fn release(&self, reservation_id: &str) -> Result<bool, LimiterError> {
-        Ok(self.finish(reservation_id, None))
+    async fn release(&self, owner: &Subject, reservation_id: &str) -> Result<bool, LimiterError> {
+        Ok(self.finish(owner, reservation_id, None))
     }
 
     async fn record(
@@ -553,7 +595,7 @@ impl Limiter for MemoryLimiter {
         tokens: u64,
         cost: Micros,
     ) -> Result<(), LimiterError> {
-        let (tokens, cost) = (as_i64(tokens), cost.0.max(0));
+        let (tokens, cost) = (as_i64(tokens), money(cost));
         if tokens == 0 && cost == 0 {
             return Ok(());
         }
@@ -566,11 +608,11 @@ impl Limiter for MemoryLimiter {
             .add_usage(&starts, tokens, cost);
         if cost > 0 {
             let mut ws_shard = self.workspace_shard(&subject.workspace_id);
-            let ws = ws_shard
+            ws_shard
                 .map
                 .entry(subject.workspace_id.clone())
-                .or_default();
-            ws.spent = ws.spent.saturating_add(cost);
+                .or_default()
+                .spend(cost);
         }
         Ok(())
     }
@@ -594,6 +636,49 @@ mod tests {
 
     fn keys_held(limiter: &MemoryLimiter) -> usize {
         limiter.keys.iter().map(|s| lock(s).map.len()).sum()
+    }
+
+    fn log_entries(limiter: &MemoryLimiter, key_id: &str) -> Vec<usize> {
+        let shard = limiter.key_shard(key_id);
+        shard.map[key_id]
+            .windows
+            .iter()
+            .map(|w| w.entries.len())
+            .collect()
+    }
+
+    /// Issue #15: a 30-day window with a limit of ten million used to keep one timestamp per
+    /// request; bucketed, it keeps at most 61 entries however many requests it counts.
+    #[tokio::test]
+    async fn security_bucketed_windows_keep_bounded_memory() {
+        let clock = FixedClock::at_millis(1_790_000_000_000);
+        let limiter = MemoryLimiter::new(Arc::new(clock.clone()));
+        let busy = Admission {
+            rate_limits: vec![RateWindow {
+                limit: 10_000_000,
+                window: WindowLength(30 * 86_400),
+            }],
+            ..Admission::new(Subject::new("ws", "key_busy"))
+        };
+        for _ in 0..20_000 {
+            assert!(limiter.admit(&busy).await.expect("admit").is_admitted());
+            clock.advance_millis(129_600); // 20,000 steps span 30 days
+        }
+        let entries = log_entries(&limiter, "key_busy");
+        assert!(entries.iter().all(|n| (1..=61).contains(n)), "{entries:?}");
+
+        // An exact window merges requests of the same millisecond.
+        let burst = Admission {
+            rate_limits: vec![RateWindow {
+                limit: 1000,
+                window: WindowLength(60),
+            }],
+            ..Admission::new(Subject::new("ws", "key_burst"))
+        };
+        for _ in 0..1000 {
+            assert!(limiter.admit(&burst).await.expect("admit").is_admitted());
+        }
+        assert_eq!(log_entries(&limiter, "key_burst"), vec![1]);
     }
 
     #[tokio::test]

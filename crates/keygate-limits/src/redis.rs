@@ -9,10 +9,18 @@
 //! only collect garbage; every decision reads timestamps, never the TTLs.
 //!
 //! Key layout, with `P = kg:<namespace>:{<workspace>}:` and `K = P k:<key>:`:
-//! `K r:<secs>` rate window (sorted set of request times) · `K t:<d|w|m|n>:<start>` and
-//! `K c:<d|w|m|n>:<start>` token/cost per period · `K holds`, `K held` the key's reservations ·
-//! `P w:spent`, `P w:holds`, `P w:held` the workspace's credit · `P res:<id>` one reservation.
+//! `K rl:<ms>` a rate window's log (sorted set of `<time>|<requests>`) and `K rn:<ms>` its
+//! total · `K t:<d|w|m|n>:<start>` and `K c:<d|w|m|n>:<start>` token/cost per period ·
+//! `K holds`, `K held` the key's reservations · `P w:spent`, `P w:holds`, `P w:held` the
+//! workspace's credit · `P res:<id>` one reservation, with the workspace and key that own it.
 //! Lifetime counters (`n`) and `w:spent` have no TTL: they are the budget.
+//!
+//! A reservation is found under the *caller's* workspace and checked against the caller's key
+//! inside `finish.lua`, so an id presented by anyone else names nothing.
+//!
+//! Upgrading from the layout with one sorted-set member per request (`K r:<secs>`): rate
+//! windows start empty once, and reservations made before the upgrade (no owner stored) can
+//! no longer be settled; they expire by their ttl, and callers record the usage instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +33,9 @@ use keygate_core::{Clock, Denial, Micros};
 
 use crate::report::{self, Usage, WindowUsage};
 use crate::{
-    as_i64, period_index, Admission, Decision, LimitState, Limiter, LimiterError, Subject, PERIODS,
+    as_i64, budget_limit, granularity_ms, money, new_reservation_nonce, parse_reservation_id,
+    period_index, reservation_id_text, window_ms, Admission, Decision, LimitState, Limiter,
+    LimiterError, Subject, MAX_AMOUNT, MAX_SPAN_MS, PERIODS,
 };
 
 /// How long a decision may wait for Redis before the request is refused as unavailable.
@@ -35,7 +45,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 /// finds them; after that they are garbage.
 const COUNTER_GRACE_MS: i64 = 3_600_000;
 const PERIOD_LETTERS: [char; 4] = ['d', 'w', 'm', 'n'];
-const RESERVATION_PREFIX: &str = "rsv_";
 
 /// Counts limits in Redis. Cloning shares the connection.
 #[derive(Clone)]
@@ -106,28 +115,6 @@ fn periods(now: DateTime<Utc>) -> ([i64; 4], [i64; 4]) {
         })
     });
     (starts, ttls)
-}
-
-/// A reservation id carries its workspace and key (hex), so that settling it can name the
-/// Redis keys up front, as a script must, without a second round trip to look them up.
-fn reservation_id(subject: &Subject) -> String {
-    format!(
-        "{RESERVATION_PREFIX}{}_{}_{:032x}",
-        hex::encode(&subject.workspace_id),
-        hex::encode(&subject.key_id),
-        rand::random::<u128>()
-    )
-}
-
-fn parse_reservation_id(id: &str) -> Option<Subject> {
-    let mut parts = id.strip_prefix(RESERVATION_PREFIX)?.split('_');
-    let workspace = String::from_utf8(hex::decode(parts.next()?).ok()?).ok()?;
-    let key = String::from_utf8(hex::decode(parts.next()?).ok()?).ok()?;
-    let nonce = parts.next()?;
-    if nonce.len() != 32 || parts.next().is_some() {
-        return None;
-    }
-    Some(Subject::new(workspace, key))
 }
 
 fn unavailable(err: RedisError) -> LimiterError {
@@ -267,7 +254,7 @@ impl RedisLimiter {
             Mode::Reserve { id, ttl_ms } => (now.saturating_add(*ttl_ms), id.as_str(), *ttl_ms),
             _ => (0, "-", 0),
         };
-        let limit_or_none = |limit: Option<i64>| limit.unwrap_or(-1);
+        let limit_or_none = |limit: Option<i64>| limit.map_or(-1, budget_limit);
 
         let mut invocation = self.scripts.decide.prepare_invoke();
         invocation
@@ -280,14 +267,16 @@ impl RedisLimiter {
             .key(&names.counters('c', &starts))
             .key(format!("{}res:{reservation}", names.workspace));
         for window in &req.rate_limits {
-            invocation.key(format!("{}r:{}", names.key, window.window.secs()));
+            let ms = window_ms(window);
+            invocation
+                .key(format!("{}rl:{ms}", names.key))
+                .key(format!("{}rn:{ms}", names.key));
         }
         invocation
             .arg(mode.name())
             .arg(now)
-            .arg(format!("{:032x}", rand::random::<u128>()))
-            .arg(req.tokens.min(i64::MAX as u64))
-            .arg(req.cost.0.max(0))
+            .arg(as_i64(req.tokens))
+            .arg(money(req.cost))
             .arg(limit_or_none(req.token_limit.map(|l| as_i64(l.limit))))
             .arg(req.token_limit.map_or(0, |l| period_index(l.reset)))
             .arg(limit_or_none(req.cost_limit.map(|l| l.limit.0)))
@@ -298,11 +287,15 @@ impl RedisLimiter {
             .arg(deadline)
             .arg(reservation)
             .arg(hold_ttl)
+            .arg(&req.subject.workspace_id)
+            .arg(&req.subject.key_id)
+            .arg(MAX_AMOUNT)
             .arg(req.rate_limits.len());
         for window in &req.rate_limits {
             invocation
-                .arg(window.window.millis())
-                .arg(window.limit.min(i64::MAX as u64));
+                .arg(window_ms(window))
+                .arg(window.limit.min(i64::MAX as u64))
+                .arg(granularity_ms(&req.rate_limits, window));
         }
         let out: Vec<i64> = self.run(invocation).await?;
 
@@ -342,18 +335,22 @@ impl RedisLimiter {
         ))
     }
 
+    /// Settles (`actual` given) or releases a reservation, if `owner` owns it. The script's
+    /// keys are named from `owner`, not from the id, and the script compares the owner stored
+    /// with the reservation too.
     async fn finish(
         &self,
+        owner: &Subject,
         reservation_id: &str,
         actual: Option<(u64, Micros)>,
     ) -> Result<bool, LimiterError> {
-        let Some(subject) = parse_reservation_id(reservation_id) else {
+        if parse_reservation_id(reservation_id).is_none() {
             return Ok(false);
-        };
+        }
         let now_time = self.clock.now();
-        let names = Names::new(&self.namespace, &subject);
+        let names = Names::new(&self.namespace, owner);
         let (starts, ttls) = periods(now_time);
-        let (tokens, cost) = actual.map_or((0, 0), |(t, c)| (t.min(i64::MAX as u64), c.0.max(0)));
+        let (tokens, cost) = actual.map_or((0, 0), |(t, c)| (as_i64(t), money(c)));
 
         let mut invocation = self.scripts.finish.prepare_invoke();
         invocation
@@ -373,7 +370,10 @@ impl RedisLimiter {
             .arg(now_time.timestamp_millis())
             .arg(tokens)
             .arg(cost)
-            .arg(&ttls);
+            .arg(&ttls)
+            .arg(&owner.workspace_id)
+            .arg(&owner.key_id)
+            .arg(MAX_AMOUNT);
         let ended: i64 = self.run(invocation).await?;
         Ok(ended == 1)
     }
@@ -386,9 +386,11 @@ impl Limiter for RedisLimiter {
     }
 
     async fn reserve(&self, req: &Admission, ttl: Duration) -> Result<Decision, LimiterError> {
-        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
+        let ttl_ms = i64::try_from(ttl.as_millis())
+            .unwrap_or(i64::MAX)
+            .clamp(1, MAX_SPAN_MS);
         let mode = Mode::Reserve {
-            id: reservation_id(&req.subject),
+            id: reservation_id_text(new_reservation_nonce()),
             ttl_ms,
         };
         self.decide(req, mode).await
@@ -396,16 +398,17 @@ impl Limiter for RedisLimiter {
 
     async fn settle(
         &self,
+        owner: &Subject,
         reservation_id: &str,
         actual_tokens: u64,
         actual_cost: Micros,
     ) -> Result<bool, LimiterError> {
-        self.finish(reservation_id, Some((actual_tokens, actual_cost)))
+        self.finish(owner, reservation_id, Some((actual_tokens, actual_cost)))
             .await
     }
 
-    async fn release(&self, reservation_id: &str) -> Result<bool, LimiterError> {
-        self.finish(reservation_id, None).await
+    async fn release(&self, owner: &Subject, reservation_id: &str) -> Result<bool, LimiterError> {
+        self.finish(owner, reservation_id, None).await
     }
 
     async fn record(
@@ -414,7 +417,7 @@ impl Limiter for RedisLimiter {
         tokens: u64,
         cost: Micros,
     ) -> Result<(), LimiterError> {
-        let (tokens, cost) = (tokens.min(i64::MAX as u64), cost.0.max(0));
+        let (tokens, cost) = (as_i64(tokens), money(cost));
         if tokens == 0 && cost == 0 {
             return Ok(());
         }
@@ -427,7 +430,8 @@ impl Limiter for RedisLimiter {
             .key(&names.counters('c', &starts))
             .arg(tokens)
             .arg(cost)
-            .arg(&ttls);
+            .arg(&ttls)
+            .arg(MAX_AMOUNT);
         let _: i64 = self.run(invocation).await?;
         Ok(())
     }
@@ -470,19 +474,5 @@ impl Limiter for RedisLimiter {
             .await
             .map_err(|_| LimiterError::Unavailable("forgetting a key timed out".into()))?
             .map_err(unavailable)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reservation_ids_carry_their_subject() {
-        let subject = Subject::new("ws_a_b", "key:1{x}");
-        let id = reservation_id(&subject);
-        assert_eq!(parse_reservation_id(&id), Some(subject));
-        assert_eq!(parse_reservation_id("rsv_zz_00_00"), None);
-        assert_eq!(parse_reservation_id("nope"), None);
     }
 }

@@ -5,15 +5,18 @@ use chrono::{DateTime, TimeZone, Utc};
 use keygate_core::limits::ResetPeriod;
 use keygate_core::Denial;
 
-use crate::{as_i64, Admission, Decision, LimitKind, LimitState};
+use crate::{
+    as_i64, budget_limit, window_ms, Admission, Decision, LimitKind, LimitState, MAX_AMOUNT,
+};
 
 /// One rate window after the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WindowUsage {
     /// Requests counted in the window.
     pub count: u64,
-    /// The timestamp (ms) whose leaving the window next frees a slot for this window's limit:
-    /// the one at index `count - limit` of the sorted log, or the oldest when not full.
+    /// The logged time (ms) whose leaving the window next frees a slot for this window's limit:
+    /// that of the request at index `count - limit` of the sorted log, or the oldest when not
+    /// full. For a bucketed window it is the end of that request's bucket.
     pub mark_ms: Option<i64>,
 }
 
@@ -51,7 +54,10 @@ fn secs_until(now: DateTime<Utc>, at: Option<DateTime<Utc>>) -> Option<u64> {
     at.map(|at| ceil_secs((at - now).num_milliseconds()))
 }
 
+/// `used` is clamped like every counter, so both backends report the same number even where
+/// Redis's doubles could not add exactly.
 fn state(kind: LimitKind, limit: i64, used: i64, reset_at: Option<DateTime<Utc>>) -> LimitState {
+    let used = used.clamp(0, MAX_AMOUNT);
     LimitState {
         kind,
         limit,
@@ -71,7 +77,7 @@ pub(crate) fn limit_states(req: &Admission, now: DateTime<Utc>, usage: &Usage) -
             as_i64(window.limit),
             as_i64(used.count),
             used.mark_ms
-                .and_then(|ms| millis_to_time(ms.saturating_add(window.window.millis()))),
+                .and_then(|ms| millis_to_time(ms.saturating_add(window_ms(window)))),
         ));
     }
     if let Some(limit) = req.token_limit {
@@ -85,7 +91,7 @@ pub(crate) fn limit_states(req: &Admission, now: DateTime<Utc>, usage: &Usage) -
     if let Some(limit) = req.cost_limit {
         states.push(state(
             LimitKind::Cost,
-            limit.limit.0,
+            budget_limit(limit.limit.0),
             usage.cost,
             limit.reset.next_reset(now),
         ));
@@ -93,13 +99,18 @@ pub(crate) fn limit_states(req: &Admission, now: DateTime<Utc>, usage: &Usage) -
     if let Some(cap) = req.daily_spend_cap {
         states.push(state(
             LimitKind::DailySpendCap,
-            cap.0,
+            budget_limit(cap.0),
             usage.daily,
             ResetPeriod::Daily.next_reset(now),
         ));
     }
     if let Some(balance) = req.credit_balance {
-        states.push(state(LimitKind::Credits, balance.0, usage.credits, None));
+        states.push(state(
+            LimitKind::Credits,
+            budget_limit(balance.0),
+            usage.credits,
+            None,
+        ));
     }
     states
 }

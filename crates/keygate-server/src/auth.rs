@@ -7,13 +7,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use keygate_core::model::{Member, Role, Workspace};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use keygate_core::model::{Member, Workspace};
 use keygate_core::{EnvTag, KeyPrefix, ParsedKey, PlainKey};
 
 use crate::error::ApiError;
+use crate::routes::Operation;
 use crate::state::AppState;
 
 /// Never change: issued tokens start with it.
@@ -34,30 +37,29 @@ pub struct Caller {
     pub workspace: Arc<Workspace>,
 }
 
-impl Caller {
-    /// Owners and editors change keys and projects.
-    pub fn require_writer(&self, action: &'static str) -> Result<(), ApiError> {
-        if self.member.role.can_write_keys() {
-            Ok(())
-        } else {
-            Err(ApiError::RoleForbidden {
-                role: self.member.role.as_str(),
-                action,
-            })
+/// Authenticates the caller of a management route and checks their role against the route's
+/// row in the access table (`routes::operations`), before anything else looks at the request:
+/// no body is read, no idempotent answer replayed and no row written for a caller who may not
+/// make this call now. The caller is left in the request's extensions for the handler.
+pub async fn authorize(
+    State((state, operation)): State<(AppState, Operation)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let caller = match Caller::from_request_parts(&mut parts, &state).await {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    let role = caller.member.role;
+    if !operation.access.allows(role) {
+        return ApiError::RoleForbidden {
+            role: role.as_str(),
+            action: operation.action,
         }
+        .into_response();
     }
-
-    /// Only owners manage members.
-    pub fn require_owner(&self, action: &'static str) -> Result<(), ApiError> {
-        if self.member.role == Role::Owner {
-            Ok(())
-        } else {
-            Err(ApiError::RoleForbidden {
-                role: self.member.role.as_str(),
-                action,
-            })
-        }
-    }
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// The Bearer token of a request, if any.

@@ -21,6 +21,12 @@ use tokio::sync::RwLock;
 pub trait Owned {
     /// The id whose change invalidates this value; `None` for a cached "not found".
     fn owner(&self) -> Option<String>;
+
+    /// Every id whose change invalidates this value, for values that gather several owners
+    /// (a legacy key imported by several workspaces).
+    fn owners(&self) -> Vec<String> {
+        self.owner().into_iter().collect()
+    }
 }
 
 /// A cache of `K → Option<V>` (absent values are cached too) that stays coherent with
@@ -58,11 +64,14 @@ where
         }
         let _fill = self.fill.read().await;
         let loaded = load().await?.map(Arc::new);
-        if let Some(owner) = loaded.as_ref().and_then(|v| v.owner()) {
+        let owners = loaded.as_ref().map(|v| v.owners()).unwrap_or_default();
+        if !owners.is_empty() {
             let mut index = self.by_owner.lock().unwrap_or_else(|p| p.into_inner());
-            let keys = index.entry(owner).or_default();
-            if !keys.contains(key) {
-                keys.push(key.clone());
+            for owner in owners {
+                let keys = index.entry(owner).or_default();
+                if !keys.contains(key) {
+                    keys.push(key.clone());
+                }
             }
         }
         self.entries.insert(key.clone(), loaded.clone());

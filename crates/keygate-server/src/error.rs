@@ -69,6 +69,17 @@ pub enum ApiError {
     /// A gateway request body over its configured limit (in bytes).
     #[error("request body over {0} bytes")]
     RequestTooLarge(usize),
+    /// Gateway: a request path that could leave the upstream's base or means different things
+    /// to different parsers (dot segments, encoded slashes or dots, backslashes, …).
+    #[error("invalid path")]
+    InvalidPath,
+    /// Gateway: the client's request body is malformed or ambiguously framed (the text says
+    /// how, for the client too: it is the client's own request).
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
+    /// Gateway: the client stopped sending its request body before it was complete.
+    #[error("request body timed out")]
+    BodyTimeout,
     /// Anything that is our fault. The text is logged, never shown.
     #[error("internal: {0}")]
     Internal(String),
@@ -166,6 +177,18 @@ impl ApiError {
                 "payload_too_large",
                 format!("The request body is too large (the limit is {limit} bytes)."),
             ),
+            InvalidPath => (
+                400,
+                "invalid_path",
+                "The request path is not accepted: it must not contain `.` or `..` segments, empty segments, encoded slashes, backslashes or percent signs, or control characters."
+                    .to_string(),
+            ),
+            InvalidBody(why) => (400, "invalid_body", why.clone()),
+            BodyTimeout => (
+                408,
+                "request_timeout",
+                "The request body stopped arriving before it was complete.".to_string(),
+            ),
             Internal(_) => (
                 500,
                 "internal_error",
@@ -230,6 +253,13 @@ impl From<StoreError> for ApiError {
             ),
             other => ApiError::internal(other),
         }
+    }
+}
+
+/// A client string over its limit (see `keygate_core::text`): 400, naming the field and limit.
+impl From<keygate_core::text::FieldError> for ApiError {
+    fn from(error: keygate_core::text::FieldError) -> Self {
+        ApiError::invalid(error.to_string())
     }
 }
 

@@ -1,13 +1,17 @@
 //! `Idempotency-Key` for every POST: a retried request with the same key has no second effect
 //! and gets the first answer back.
 //!
-//! The claim is scoped to the caller's token and bound to a fingerprint of the request
-//! (method, path, body), so the same key reused for a different request is refused (422) and
-//! a concurrent duplicate is told to wait (409). Only successful answers are remembered —
-//! a failed request had no effect, so its retry simply runs again. Remembered answers can hold
-//! a freshly issued secret; they are encrypted with a key derived from the server secret and
-//! the idempotency key, so the database alone never holds a usable secret. They are purged
-//! after 24 hours.
+//! This layer runs *after* the caller was authenticated and authorized for the route
+//! (`auth::authorize`), never before: a deleted member's token, a caller whose role no longer
+//! allows the call, or no token at all gets 401/403 and neither claims nor replays anything.
+//! The claim is scoped to the member *and their current role*, so an answer (which can hold a
+//! freshly issued secret) is replayed only to the member who made the request, and only while
+//! they could still make it. It is bound to a fingerprint of the request (method, path, body),
+//! so the same key reused for a different request is refused (422) and a concurrent duplicate
+//! is told to wait (409). Only successful answers are remembered — a failed request had no
+//! effect, so its retry simply runs again. Remembered answers are encrypted with a key derived
+//! from the server secret and the idempotency key, so the database alone never holds a usable
+//! secret. They are purged after 24 hours.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -19,6 +23,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use keygate_store::{IdempotencyBegin, IdempotencyClaim};
 use rand::RngCore;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -48,11 +53,13 @@ pub async fn honour_idempotency_key(
         )
         .into_response(),
     };
-    let Some(auth) = request.headers().get(header::AUTHORIZATION).cloned() else {
-        // Unauthenticated requests are refused by the handler; nothing to remember.
-        return next.run(request).await;
+    let Some(caller) = request.extensions().get::<Caller>() else {
+        // `auth::authorize` runs first on every management route; without a caller there is
+        // nobody to remember an answer for.
+        return ApiError::internal("idempotency without an authenticated caller").into_response();
     };
-    match run(&state, key, auth.as_bytes(), request, next).await {
+    let owner = format!("{}\n{}", caller.member.id, caller.member.role.as_str());
+    match run(&state, key, owner.as_bytes(), request, next).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
@@ -61,11 +68,11 @@ pub async fn honour_idempotency_key(
 async fn run(
     state: &AppState,
     key: String,
-    auth: &[u8],
+    owner: &[u8],
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let scope = hex::encode(&state.secret.derive("idempotency-scope", auth)[..16]);
+    let scope = hex::encode(&state.secret.derive("idempotency-scope", owner)[..16]);
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, state.max_body_bytes)
         .await

@@ -23,6 +23,15 @@ pub struct Metrics {
     pub store_lookup_latency: Histogram,
     /// Limiter calls (admit or reserve) made by verification.
     pub limiter_latency: Histogram,
+    /// Reverse-proxy requests whose upstream could not be reached or broke the connection. A
+    /// client's own broken or stalled request body is never counted here.
+    pub upstream_unavailable: AtomicU64,
+    /// Reverse-proxy requests whose upstream did not answer within the route's timeout.
+    pub upstream_timeouts: AtomicU64,
+    /// Attempts to settle or release an AI request's reservation that failed and were retried.
+    pub settle_retried: AtomicU64,
+    /// Settles or releases given up after every retry: for a settle, usage never charged.
+    pub settle_given_up: AtomicU64,
 }
 
 impl Metrics {
@@ -69,6 +78,30 @@ impl Metrics {
             "keygate_limiter_duration_seconds",
             "Time of limiter calls made by verification.",
         );
+        out.push_str("# HELP keygate_proxy_upstream_failures_total Reverse-proxy requests the upstream failed, by kind.\n");
+        out.push_str("# TYPE keygate_proxy_upstream_failures_total counter\n");
+        for (kind, counter) in [
+            ("unavailable", &self.upstream_unavailable),
+            ("timeout", &self.upstream_timeouts),
+        ] {
+            let _ = writeln!(
+                out,
+                "keygate_proxy_upstream_failures_total{{kind=\"{kind}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP keygate_settle_failures_total Failed attempts to settle or release an AI request's reservation: retried, or given up (that usage was not charged).\n");
+        out.push_str("# TYPE keygate_settle_failures_total counter\n");
+        for (outcome, counter) in [
+            ("retried", &self.settle_retried),
+            ("given_up", &self.settle_given_up),
+        ] {
+            let _ = writeln!(
+                out,
+                "keygate_settle_failures_total{{outcome=\"{outcome}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
         out
     }
 }

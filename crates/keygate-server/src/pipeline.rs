@@ -2,6 +2,12 @@
 //! authenticate → authorize → limit. This is the one place that decides whether a key may
 //! make a request; the order of checks is PRODUCT.md's table.
 //!
+//! Every request comes through a door that says whose keys it takes: verify mode takes only
+//! the caller's workspace's keys ([`verify`]); a gateway route takes the workspaces its config
+//! names ([`verify_route`]) — there is no door open to every workspace by default. A project
+//! requirement is met only by a project of the key's own workspace, so `Scope::All` means "all
+//! of my workspace's projects", never "any project id".
+//!
 //! Steps that need no I/O come first (`classify`), so a malformed key costs no lookup. The key
 //! lookup goes through a coherent cache (`cache.rs`), so a hot key costs no database round
 //! trip and a revocation is still seen by the very next request. Limits come last, through
@@ -11,13 +17,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keygate_core::limits::RateWindow;
-use keygate_core::model::{KeyMatch, Workspace};
+use keygate_core::model::{KeyMatch, Project, Workspace};
 use keygate_core::verify::{check_key, classify, Requirement};
 use keygate_core::{Denial, Micros, ParsedKey, PlainKey};
 use keygate_limits::{Admission, Decision, Subject};
 
 use crate::error::ApiError;
-use crate::state::{AppState, LegacyKeys};
+use crate::state::{AppState, KeyMatches, LegacyKeys};
 
 /// How the limiter should treat this request's consumption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +32,11 @@ pub enum Consumption {
     Admit,
     /// Hold `tokens`/`cost` as a worst case until settled or `ttl` passes.
     Reserve { ttl: Duration },
+    /// Authenticate and authorize only: the limiter is not asked and nothing is consumed. For
+    /// a caller that must refuse a bad key before it reads what the request would cost (the AI
+    /// gateway reads its body only for a good key); it runs the checks again to consume. An
+    /// admitted check is not counted as a verification, so a request counts once.
+    Authenticate,
 }
 
 /// What a request presents and needs.
@@ -61,18 +72,70 @@ impl Outcome {
     }
 }
 
-/// Runs the checks for `attempt`. `workspace` is the caller's workspace in verify mode: a key
-/// of any other workspace is unknown there. `Err` is for system failures only (store down,
-/// limiter down, an unknown policy name).
+/// The workspaces whose keys a gateway route (or the AI gateway) serves. The config always
+/// says which: a list of ids, or `"*"` written out for a route shared by every workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Workspaces {
+    /// Keys of every workspace (a multi-tenant route).
+    Any,
+    /// Keys of these workspaces only.
+    Listed(Vec<String>),
+}
+
+impl Workspaces {
+    pub fn admits(&self, workspace_id: &str) -> bool {
+        match self {
+            Workspaces::Any => true,
+            Workspaces::Listed(ids) => ids.iter().any(|id| id == workspace_id),
+        }
+    }
+}
+
+/// Whose keys a request may present.
+#[derive(Debug, Clone, Copy)]
+enum Door<'a> {
+    /// Verify mode: the caller's workspace; a key of any other workspace is unknown there.
+    Caller(&'a Workspace),
+    /// Gateway: the workspaces a route serves; a key of another workspace is forbidden.
+    Route(&'a Workspaces),
+}
+
+/// No workspace at all: what a caller without one gets (see [`verify`]).
+const NOBODY: &Workspaces = &Workspaces::Listed(Vec::new());
+
+/// Runs the checks for `attempt` in verify mode. `workspace` is the caller's workspace: a key
+/// of any other workspace is unknown there. `None` admits no key: a caller that serves keys of
+/// other workspaces says which through [`verify_route`]. `Err` is for system failures only
+/// (store down, limiter down, an unknown policy name).
 pub async fn verify(
     state: &AppState,
     workspace: Option<&Workspace>,
     attempt: &Attempt<'_>,
 ) -> Result<Outcome, ApiError> {
+    let door = workspace.map_or(Door::Route(NOBODY), Door::Caller);
+    run(state, door, attempt).await
+}
+
+/// Runs the checks for `attempt` at a gateway route that serves `workspaces`: a key of any
+/// other workspace is refused as `forbidden` before anything is counted against it.
+pub async fn verify_route(
+    state: &AppState,
+    workspaces: &Workspaces,
+    attempt: &Attempt<'_>,
+) -> Result<Outcome, ApiError> {
+    run(state, Door::Route(workspaces), attempt).await
+}
+
+async fn run(state: &AppState, door: Door<'_>, attempt: &Attempt<'_>) -> Result<Outcome, ApiError> {
     let started = std::time::Instant::now();
-    let outcome = decide(state, workspace, attempt).await;
+    let outcome = decide(state, door, attempt).await;
     state.metrics.verify_latency.observe(started.elapsed());
-    if let Ok(outcome) = &outcome {
+    let first_half = attempt.consumption == Consumption::Authenticate;
+    if let Some(outcome) = outcome
+        .as_ref()
+        .ok()
+        .filter(|o| !(first_half && o.denial.is_none()))
+    {
         state.metrics.count_verification(outcome.denial);
         if let (None, Some(found)) = (outcome.denial, &outcome.key) {
             state.last_used.note(&found.key.id, state.clock.now());
@@ -83,9 +146,13 @@ pub async fn verify(
 
 async fn decide(
     state: &AppState,
-    workspace: Option<&Workspace>,
+    door: Door<'_>,
     attempt: &Attempt<'_>,
 ) -> Result<Outcome, ApiError> {
+    let workspace = match door {
+        Door::Caller(ws) => Some(ws),
+        Door::Route(_) => None,
+    };
     let parsed = match classify(attempt.key) {
         Ok(parsed) => parsed,
         Err(denial) => return Ok(Outcome::denied(denial, None)),
@@ -117,12 +184,17 @@ async fn decide(
                 .store_key_lookups
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let started = std::time::Instant::now();
-            let found = store.key_by_hash(&hash).await;
+            let found = store.keys_by_hash(&hash).await;
             metrics.store_lookup_latency.observe(started.elapsed());
-            found
+            found.map(|all| {
+                (!all.is_empty()).then(|| KeyMatches(all.into_iter().map(Arc::new).collect()))
+            })
         })
         .await?
-        .filter(|m| workspace.is_none_or(|ws| ws.id == m.key.workspace_id));
+        .and_then(|all| match door {
+            Door::Caller(ws) => all.in_workspace(&ws.id),
+            Door::Route(served) => all.only(|m| served.admits(&m.key.workspace_id)),
+        });
     let Some(found) = found else {
         let denial = match parsed {
             ParsedKey::Native { .. } => Denial::InvalidApiKey,
@@ -131,19 +203,21 @@ async fn decide(
         return Ok(Outcome::denied(denial, None));
     };
 
+    if let Door::Route(served) = door {
+        if !served.admits(&found.key.workspace_id) {
+            return Ok(Outcome::denied(Denial::Forbidden, Some(found)));
+        }
+    }
+
     let now = state.clock.now();
     if let Err(denial) = check_key(Some(&found), &attempt.requirement, now) {
         return Ok(Outcome::denied(denial, Some(found)));
     }
-    if found.key.legacy {
-        // Imported keys authenticate but carry no limits until they are replaced.
-        return Ok(Outcome {
-            denial: None,
-            key: Some(found),
-            decision: None,
-        });
+    if let Some(project) = attempt.requirement.project {
+        if !project_of(state, &found.key.workspace_id, project).await? {
+            return Ok(Outcome::denied(Denial::Forbidden, Some(found)));
+        }
     }
-
     let owned_ws;
     let workspace = match workspace {
         Some(ws) => ws,
@@ -155,6 +229,13 @@ async fn decide(
     let admission = admission(workspace, &found, attempt)?;
     let started = std::time::Instant::now();
     let decision = match attempt.consumption {
+        Consumption::Authenticate => {
+            return Ok(Outcome {
+                denial: None,
+                key: Some(found),
+                decision: None,
+            })
+        }
         Consumption::Admit => state.limiter.admit(&admission).await,
         Consumption::Reserve { ttl } => state.limiter.reserve(&admission, ttl).await,
     };
@@ -174,26 +255,42 @@ pub fn admission(
     attempt: &Attempt<'_>,
 ) -> Result<Admission, ApiError> {
     let key = &found.key;
+    let subject = Subject {
+        workspace_id: key.workspace_id.clone(),
+        key_id: key.id.clone(),
+    };
+    if key.legacy {
+        // Imported keys carry no limits of their own, nor the workspace's default windows or
+        // policies, until they are replaced (the product promise). But what they spend is
+        // counted like any key's and charged to the workspace's credits: an imported key is
+        // not a way around the credit balance.
+        return Ok(Admission {
+            credit_balance: workspace.credit_balance,
+            tokens: attempt.tokens,
+            cost: attempt.cost,
+            ..Admission::new(subject)
+        });
+    }
     let mut rate_limits: Vec<RateWindow> = if key.limits.rate_limits.is_empty() {
         workspace.default_rate_limits.clone()
     } else {
         key.limits.rate_limits.clone()
     };
     if let Some(name) = attempt.policy {
+        // The policy names are the workspace's business, not its customers': in gateway mode
+        // this answer reaches an end customer, so it neither lists them nor echoes the header.
+        // Members see the names in `GET /v1/workspace`.
         let policy = workspace.rate_limit_policies.get(name).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "Unknown rate-limit policy {name:?} in keygate-ratelimit-policy. Known policies: {}.",
-                known_policies(workspace)
-            ))
+            ApiError::invalid(
+                "Unknown rate-limit policy in keygate-ratelimit-policy; the workspace's policies \
+                 are listed by GET /v1/workspace.",
+            )
         })?;
         // A policy adds windows; it can only tighten, because every window must pass.
         rate_limits.extend(policy.iter().copied());
     }
     Ok(Admission {
-        subject: Subject {
-            workspace_id: key.workspace_id.clone(),
-            key_id: key.id.clone(),
-        },
+        subject,
         rate_limits,
         token_limit: key.limits.token_limit,
         cost_limit: key.limits.cost_limit,
@@ -204,16 +301,37 @@ pub fn admission(
     })
 }
 
-fn known_policies(workspace: &Workspace) -> String {
-    if workspace.rate_limit_policies.is_empty() {
-        return "none are configured".into();
+/// Whether `project_id` is a project of `workspace_id` (cached: a project never changes
+/// workspace; an unknown id is remembered for the cache's TTL). Anything that cannot be a
+/// project id is answered without a lookup, so arbitrary client strings never fill the cache.
+async fn project_of(
+    state: &AppState,
+    workspace_id: &str,
+    project_id: &str,
+) -> Result<bool, ApiError> {
+    let plausible = project_id.len() <= 64
+        && project_id.starts_with("proj_")
+        && project_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !plausible {
+        return Ok(false);
     }
-    workspace
-        .rate_limit_policies
-        .keys()
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ")
+    let store = &state.store;
+    let found = state
+        .projects
+        .get_or_load(
+            &(workspace_id.to_owned(), project_id.to_owned()),
+            || async move {
+                match store.project(workspace_id, project_id).await {
+                    Ok(project) => Ok(Some(project)),
+                    Err(keygate_store::StoreError::NotFound) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await?;
+    Ok(found.is_some_and(|p: std::sync::Arc<Project>| p.workspace_id == workspace_id))
 }
 
 async fn has_legacy_keys(state: &AppState, workspace_id: &str) -> Result<bool, ApiError> {

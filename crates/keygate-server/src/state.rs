@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keygate_core::model::{KeyMatch, Member, Workspace};
+use keygate_core::model::{KeyMatch, Member, Project, Workspace};
 use keygate_core::{Clock, KeyHash, ServerSecret};
 use keygate_limits::Limiter;
 use keygate_store::Store;
@@ -23,11 +23,14 @@ pub struct AppInner {
     pub limiter: Arc<dyn Limiter>,
     pub secret: ServerSecret,
     pub clock: Arc<dyn Clock>,
-    /// Secret hash → key, for verification.
-    pub keys: CoherentCache<KeyHash, KeyMatch>,
+    /// Secret hash → the keys holding it, for verification.
+    pub keys: CoherentCache<KeyHash, KeyMatches>,
     /// Management token hash → member.
     pub members: CoherentCache<KeyHash, Member>,
     pub workspaces: CoherentCache<String, Workspace>,
+    /// (workspace id, project id) → the project, so a project requirement is checked against
+    /// the key's own workspace without a store round trip (see `pipeline.rs`).
+    pub projects: CoherentCache<(String, String), Project>,
     /// Workspace id → whether it has imported legacy keys.
     pub legacy: CoherentCache<String, LegacyKeys>,
     pub metrics: Metrics,
@@ -73,6 +76,7 @@ impl AppState {
             keys: CoherentCache::new(200_000, ttl),
             members: CoherentCache::new(10_000, ttl),
             workspaces: CoherentCache::new(10_000, ttl),
+            projects: CoherentCache::new(10_000, ttl),
             legacy: CoherentCache::new(10_000, ttl),
             metrics: Metrics::default(),
             broadcaster: Arc::new(parts.broadcaster),
@@ -128,6 +132,7 @@ impl AppState {
         self.keys.clear().await;
         self.members.clear().await;
         self.workspaces.clear().await;
+        self.projects.clear().await;
         self.legacy.clear().await;
         if let Some(gateway) = &self.gateway {
             gateway.clear_rules().await;
@@ -135,9 +140,42 @@ impl AppState {
     }
 }
 
-impl Owned for KeyMatch {
+/// The keys one secret hash belongs to: one for a native key; for an imported legacy key,
+/// one per workspace that imported it (a hash is unique per workspace only, so that an import
+/// cannot tell whether another tenant holds the key). Never empty; "no key" is cached as
+/// `None`.
+#[derive(Debug, Clone)]
+pub struct KeyMatches(pub Vec<Arc<KeyMatch>>);
+
+impl KeyMatches {
+    /// The key of this workspace, if it holds one.
+    pub fn in_workspace(&self, workspace_id: &str) -> Option<Arc<KeyMatch>> {
+        self.0
+            .iter()
+            .find(|m| m.key.workspace_id == workspace_id)
+            .cloned()
+    }
+
+    /// The one key among those `wanted` accepts — or, when it accepts none, the one key there
+    /// is. `None` when the choice is ambiguous: a legacy key held by several workspaces is
+    /// refused rather than guessed, so one tenant's copy never answers for another's.
+    pub fn only(&self, wanted: impl Fn(&KeyMatch) -> bool) -> Option<Arc<KeyMatch>> {
+        let wanted: Vec<&Arc<KeyMatch>> = self.0.iter().filter(|m| wanted(m)).collect();
+        match (wanted.as_slice(), self.0.as_slice()) {
+            ([one], _) => Some(Arc::clone(one)),
+            ([], [one]) => Some(Arc::clone(one)),
+            _ => None,
+        }
+    }
+}
+
+impl Owned for KeyMatches {
     fn owner(&self) -> Option<String> {
-        Some(self.key.id.clone())
+        self.0.first().map(|m| m.key.id.clone())
+    }
+
+    fn owners(&self) -> Vec<String> {
+        self.0.iter().map(|m| m.key.id.clone()).collect()
     }
 }
 
@@ -148,6 +186,12 @@ impl Owned for Member {
 }
 
 impl Owned for Workspace {
+    fn owner(&self) -> Option<String> {
+        Some(self.id.clone())
+    }
+}
+
+impl Owned for Project {
     fn owner(&self) -> Option<String> {
         Some(self.id.clone())
     }

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, NaiveDate, Utc};
+use keygate_core::text::{Operation, ProjectRef, SourceIp};
 use keygate_core::{ids, Clock, Denial, Micros};
 use keygate_store::{AuthFailure, RequestLogEntry, Store, UsageBatch, UsageRollup};
 use tokio::sync::{mpsc, Mutex, Notify};
@@ -60,7 +61,7 @@ pub const REPORTED: &str = "reported";
 pub const DEFAULT_OPERATION: &str = "verify";
 
 /// Longest accepted `operation`; operations are rollup keys, so they are kept short.
-pub const MAX_OPERATION_CHARS: usize = 128;
+pub const MAX_OPERATION_CHARS: usize = Operation::MAX_CHARS;
 
 /// Distinct failed-authentication groups one node writes per workspace and hour before it folds
 /// further ones into a single "other" group.
@@ -115,33 +116,31 @@ pub struct CheckContext<'a> {
     pub cost: Micros,
 }
 
-/// The caller's `operation`, or [`DEFAULT_OPERATION`]; refused when empty or too long, since
-/// operations are rollup keys.
+/// The caller's `operation`, or [`DEFAULT_OPERATION`]; bounded (see
+/// `keygate_core::text::Operation`), since operations are rollup keys.
 pub fn valid_operation(operation: Option<String>) -> Result<String, crate::error::ApiError> {
-    let operation = operation.unwrap_or_else(|| DEFAULT_OPERATION.to_owned());
-    let length = operation.chars().count();
-    if length == 0 || length > MAX_OPERATION_CHARS || operation.chars().any(char::is_control) {
-        return Err(crate::error::ApiError::invalid(format!(
-            "operation must be 1 to {MAX_OPERATION_CHARS} printable characters, e.g. \"POST /v1/chat\""
-        )));
+    match operation {
+        Some(operation) => Ok(Operation::parse(&operation)?.into_string()),
+        None => Ok(DEFAULT_OPERATION.to_owned()),
     }
-    Ok(operation)
 }
 
 /// An end customer's address as the caller reports it; must be an IP address.
 pub fn valid_source_ip(
     source_ip: Option<String>,
 ) -> Result<Option<String>, crate::error::ApiError> {
-    source_ip
-        .map(|ip| {
-            ip.trim()
-                .parse::<std::net::IpAddr>()
-                .map(|ip| ip.to_string())
-                .map_err(|_| {
-                    crate::error::ApiError::invalid("source_ip must be an IPv4 or IPv6 address")
-                })
-        })
-        .transpose()
+    Ok(source_ip
+        .map(|ip| SourceIp::parse(&ip).map(SourceIp::into_string))
+        .transpose()?)
+}
+
+/// The project a verify or reservation request names: a project id, never free text, since
+/// it becomes a usage-rollup key.
+pub fn valid_project(project: Option<&str>) -> Result<Option<&str>, crate::error::ApiError> {
+    if let Some(project) = project {
+        ProjectRef::parse(project)?;
+    }
+    Ok(project)
 }
 
 /// Counters for `/metrics`.

@@ -149,8 +149,18 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_key(&self, workspace_id: &str, id: &str, audit: &AuditEntry)
         -> StoreResult<()>;
 
-    /// The verification lookup: the key a secret hash belongs to, in any workspace.
-    async fn key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<KeyMatch>>;
+    /// The verification lookup: every key a secret hash belongs to, in any workspace. A native
+    /// key's hash belongs to one key; an imported legacy key may have been imported by several
+    /// workspaces (a hash is unique per workspace only, so an import never reveals whether
+    /// another tenant holds the key), and the caller picks by workspace.
+    async fn keys_by_hash(&self, hash: &KeyHash) -> StoreResult<Vec<KeyMatch>>;
+
+    /// The key a secret hash belongs to when exactly one key holds it; `None` when none or
+    /// several (an ambiguous legacy key) do.
+    async fn key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<KeyMatch>> {
+        let mut found = self.keys_by_hash(hash).await?;
+        Ok(if found.len() == 1 { found.pop() } else { None })
+    }
 
     /// Whether a workspace has any imported legacy key; when it has none, a string that is not
     /// of our key format is rejected without a lookup.

@@ -695,23 +695,25 @@ impl Store for SqlStore {
         commit(tx).await
     }
 
-    async fn key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<KeyMatch>> {
-        // One primary-key probe on key_secrets and one on api_keys.
-        let row = sqlx::query(&format!(
+    async fn keys_by_hash(&self, hash: &KeyHash) -> StoreResult<Vec<KeyMatch>> {
+        // One probe of key_secrets_hash_idx (one row for a native key) and one primary-key
+        // probe on api_keys per row.
+        let rows = sqlx::query(&format!(
             "SELECT {KEY_COLUMNS}, s.expires_at AS secret_expires_at \
              FROM key_secrets s JOIN api_keys k ON k.id = s.key_id WHERE s.hash = $1"
         ))
         .bind(hash_bytes(hash))
-        .fetch_optional(&self.read)
+        .fetch_all(&self.read)
         .await
         .map_err(db_error)?;
-        row.map(|row| {
-            Ok(KeyMatch {
-                key: codec::key_from_row(&row)?,
-                secret_expires_at: codec::secret_expiry_from_row(&row)?,
+        rows.iter()
+            .map(|row| {
+                Ok(KeyMatch {
+                    key: codec::key_from_row(row)?,
+                    secret_expires_at: codec::secret_expiry_from_row(row)?,
+                })
             })
-        })
-        .transpose()
+            .collect()
     }
 
     async fn has_legacy_keys(&self, workspace_id: &str) -> StoreResult<bool> {
@@ -1513,6 +1515,11 @@ mod tests {
             ("api_keys_pkey", ConflictKind::Id),
             ("UNIQUE constraint failed: api_keys.id", ConflictKind::Id),
             ("members_token_hash_uq", ConflictKind::Id),
+            ("key_secrets_pkey", ConflictKind::Id),
+            (
+                "UNIQUE constraint failed: key_secrets.workspace_id, key_secrets.hash",
+                ConflictKind::Id,
+            ),
         ] {
             assert_eq!(conflict_kind(what), kind, "{what}");
         }

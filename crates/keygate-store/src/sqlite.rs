@@ -55,6 +55,7 @@ async fn open_file(path: &Path) -> StoreResult<SqlStore> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
     }
+    make_private(path)?;
     // `Any` connects from a URL; sqlx builds one that percent-encodes odd file names and
     // asks for the file to be created if missing (`mode=rwc`). Foreign keys and the 5 s busy
     // timeout are sqlx's defaults for every SQLite connection.
@@ -75,6 +76,45 @@ async fn open_file(path: &Path) -> StoreResult<SqlStore> {
         read,
         write,
     })
+}
+
+/// The database holds key hashes, audit rows and encrypted idempotent answers: only the
+/// server's user may read it. The file is created 0600 before SQLite opens it, and an existing
+/// file (and its `-wal`/`-shm` companions, which SQLite creates with the main file's mode) is
+/// narrowed to 0600 if it was wider.
+#[cfg(unix)]
+fn make_private(path: &Path) -> StoreResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |e: std::io::Error| {
+        StoreError::Database(format!("cannot make {} private: {e}", path.display()))
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::PathBuf::from(name);
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(fail)?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_path: &Path) -> StoreResult<()> {
+    Ok(())
 }
 
 /// Every `:memory:` connection is a separate database, so reads and writes share one

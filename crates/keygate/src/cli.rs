@@ -49,10 +49,36 @@ pub struct DatabaseArgs {
         default_value = "sqlite://keygate.db"
     )]
     pub database_url: String,
-    /// Server secret (64 hex characters) for hashing keys. Default: read or create
-    /// `keygate.secret` (mode 0600) beside the SQLite database. Every node must share it.
-    #[arg(long, env = "KEYGATE_SECRET", hide_env_values = true)]
-    pub secret: Option<String>,
+    /// File holding the server secret (64 hex characters) for hashing keys. Default:
+    /// `keygate.secret` beside the SQLite database, created 0600 on first start. The secret
+    /// may instead be given in the environment as `KEYGATE_SECRET`; never on the command
+    /// line, where every user of the machine could read it with `ps`. Every node must share it.
+    #[arg(long, env = "KEYGATE_SECRET_FILE")]
+    pub secret_file: Option<std::path::PathBuf>,
+    /// Not accepted (a secret on the command line is visible in `ps`); kept only to say so.
+    #[arg(long = "secret", hide = true)]
+    pub secret_on_command_line: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// The database and secret settings: the secret from `KEYGATE_SECRET` or a file, never
+    /// from a flag.
+    pub fn settings(&self) -> anyhow::Result<keygate_server::ServerSettings> {
+        if self.secret_on_command_line.is_some() {
+            anyhow::bail!(
+                "--secret is not accepted: a secret on the command line is visible to every user in `ps`. \
+                 Put it in KEYGATE_SECRET, or in a file passed with --secret-file (KEYGATE_SECRET_FILE)."
+            );
+        }
+        let mut settings = keygate_server::ServerSettings::for_database(&self.database_url);
+        settings.secret_hex = std::env::var("KEYGATE_SECRET")
+            .ok()
+            .filter(|v| !v.trim().is_empty());
+        if let Some(file) = &self.secret_file {
+            settings.secret_file = file.clone();
+        }
+        Ok(settings)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -441,6 +467,8 @@ pub enum RoleArg {
     Owner,
     Editor,
     Viewer,
+    /// Verifies keys and meters usage; cannot read or change keys.
+    Service,
 }
 
 #[derive(Debug, Subcommand)]

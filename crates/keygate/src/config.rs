@@ -1,10 +1,12 @@
 //! Where the CLI's server URL and management token come from, and the config file that
 //! `keygate login` writes.
 //!
-//! Each of the two values is resolved on its own, first found wins: the `--url`/`--api-key`
-//! flags, then `KEYGATE_URL`/`KEYGATE_API_KEY` in the environment, then a `.env` file in the
-//! working directory, then the config file. A `.env` file is read, never loaded into the
-//! process environment, so it cannot leak into a child process or shadow a real variable.
+//! First found wins: the `--url`/`--api-key` flags, then `KEYGATE_URL`/`KEYGATE_API_KEY` in
+//! the environment, then a `.env` file in the working directory, then the config file — with
+//! one exception that keeps the token safe: a `.env` file's URL is used only with the `.env`
+//! file's own token (a `.env` with a URL and no token is refused rather than handed the
+//! configured token; see [`choose`]). A `.env` file is read, never loaded into the process
+//! environment, so it cannot leak into a child process or shadow a real variable.
 //! The config file holds a secret: it is written 0600 in a 0700 directory, atomically.
 
 use std::fmt;
@@ -199,30 +201,73 @@ pub fn resolve(flag_url: Option<&str>, flag_key: Option<&str>) -> Result<Credent
         Some(p) => load(p)?,
         None => ConfigFile::default(),
     };
-    let file_source = || Source::ConfigFile(path.clone().unwrap_or_default());
-    let dot_source = || Source::DotEnv(dot_path.clone());
+    choose(Layers {
+        flag: (
+            non_empty(flag_url.map(str::to_string)),
+            non_empty(flag_key.map(str::to_string)),
+        ),
+        env: (env(URL_VAR), env(KEY_VAR)),
+        dotenv: (dot_url, dot_key, dot_path),
+        file: (
+            non_empty(file.url.clone()),
+            non_empty(file.api_key.clone()),
+            path.unwrap_or_default(),
+        ),
+    })
+}
 
-    let candidates_url = [
-        (non_empty(flag_url.map(str::to_string)), Source::Flag),
-        (env(URL_VAR), Source::Env),
-        (dot_url, dot_source()),
-        (non_empty(file.url.clone()), file_source()),
-    ];
-    let (url, url_source) = candidates_url
-        .into_iter()
-        .find_map(|(v, s)| v.map(|v| (v, s)))
-        .unwrap_or_else(|| (DEFAULT_URL.to_string(), Source::Default));
+/// What each source says: (URL, token), and for files their path.
+struct Layers {
+    flag: (Option<String>, Option<String>),
+    env: (Option<String>, Option<String>),
+    dotenv: (Option<String>, Option<String>, PathBuf),
+    file: (Option<String>, Option<String>, PathBuf),
+}
 
-    let candidates_key = [
-        (non_empty(flag_key.map(str::to_string)), Source::Flag),
-        (env(KEY_VAR), Source::Env),
-        (dot_key, dot_source()),
-        (non_empty(file.api_key.clone()), file_source()),
-    ];
-    let (api_key, api_key_source) = candidates_key
-        .into_iter()
-        .find_map(|(v, s)| v.map(|v| (v, s)))
-        .map_or((None, None), |(v, s)| (Some(v), Some(s)));
+/// Picks the token first (flag > environment > `.env` > config file), then a URL the token
+/// may be sent to. A `.env` file in the working directory can come with a cloned repository,
+/// so its URL is trusted only for its own token: a `.env` that names a URL but no token must
+/// not redirect the token of the environment or the config file to a server of its choosing.
+/// Flags and the environment are the user's own and may point any token anywhere.
+fn choose(layers: Layers) -> Result<Credentials, CliError> {
+    let Layers {
+        flag,
+        env,
+        dotenv,
+        file,
+    } = layers;
+    let dot_source = Source::DotEnv(dotenv.2.clone());
+    let file_source = Source::ConfigFile(file.2.clone());
+    let (api_key, api_key_source) = [
+        (flag.1, Source::Flag),
+        (env.1, Source::Env),
+        (dotenv.1, dot_source.clone()),
+        (file.1, file_source.clone()),
+    ]
+    .into_iter()
+    .find_map(|(v, s)| v.map(|v| (v, s)))
+    .map_or((None, None), |(v, s)| (Some(v), Some(s)));
+
+    let token_from_dotenv = matches!(api_key_source, Some(Source::DotEnv(_)));
+    if let (Some(url), None, None, Some(source)) = (&dotenv.0, &flag.0, &env.0, &api_key_source) {
+        if !token_from_dotenv {
+            return Err(CliError::usage_hint(
+                format!(
+                    "./.env sets {URL_VAR}={url} but no {KEY_VAR}; the token would come from the {source}, and a token is only sent to the URL that comes with it"
+                ),
+                "Add KEYGATE_API_KEY to ./.env, pass --url, or remove KEYGATE_URL from ./.env.",
+            ));
+        }
+    }
+    let (url, url_source) = [
+        (flag.0, Source::Flag),
+        (env.0, Source::Env),
+        (dotenv.0.filter(|_| token_from_dotenv), dot_source),
+        (file.0, file_source),
+    ]
+    .into_iter()
+    .find_map(|(v, s)| v.map(|v| (v, s)))
+    .unwrap_or_else(|| (DEFAULT_URL.to_string(), Source::Default));
 
     Ok(Credentials {
         url: normalise_url(&url)?,
@@ -264,6 +309,54 @@ mod tests {
         );
         assert!(normalise_url("ftp://x").is_err());
         assert!(normalise_url("").is_err());
+    }
+
+    fn layers(dotenv: (Option<&str>, Option<&str>), env_url: Option<&str>) -> Layers {
+        let s = |v: Option<&str>| v.map(str::to_string);
+        Layers {
+            flag: (None, None),
+            env: (s(env_url), None),
+            dotenv: (s(dotenv.0), s(dotenv.1), PathBuf::from(".env")),
+            file: (
+                Some("https://kg.example.com".into()),
+                Some("kgm_mgmt_configured".into()),
+                PathBuf::from("config.toml"),
+            ),
+        }
+    }
+
+    #[test]
+    fn security_a_dotenv_url_without_a_token_never_gets_the_configured_token() {
+        let refused = choose(layers((Some("http://attacker.example"), None), None));
+        assert!(
+            refused.is_err(),
+            "the configured token must not go to .env's URL"
+        );
+    }
+
+    #[test]
+    fn a_dotenv_with_url_and_token_is_used_as_a_pair() {
+        let c = choose(layers(
+            (Some("http://dev.example:8080"), Some("kgm_mgmt_dotenv")),
+            None,
+        ))
+        .expect("a complete .env is fine");
+        assert_eq!(c.url, "http://dev.example:8080");
+        assert_eq!(c.api_key.as_deref(), Some("kgm_mgmt_dotenv"));
+    }
+
+    #[test]
+    fn the_configured_pair_is_used_without_a_dotenv() {
+        let c = choose(layers((None, None), None)).expect("config only");
+        assert_eq!(c.url, "https://kg.example.com");
+        assert_eq!(c.api_key.as_deref(), Some("kgm_mgmt_configured"));
+        // An explicit URL in the user's own environment still wins over .env's.
+        let c = choose(layers(
+            (Some("http://attacker.example"), None),
+            Some("http://mine.example"),
+        ))
+        .expect("the environment's URL is the user's");
+        assert_eq!(c.url, "http://mine.example");
     }
 
     #[test]

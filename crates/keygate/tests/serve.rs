@@ -162,3 +162,79 @@ fn bootstrap_json_prints_a_working_token_once() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("prefix"));
 }
+
+/// The database holds hashes, audit rows and sealed idempotent answers: it is created 0600,
+/// with its WAL and shared-memory files, and a file found wider is narrowed on start.
+#[cfg(unix)]
+#[test]
+fn security_the_sqlite_files_are_private_to_the_server() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("keygate.db");
+    {
+        let server = serve(dir.path());
+        let token = server.token.clone().expect("token");
+        assert_eq!(get_status(&server.url, &token), 200);
+        for name in ["keygate.db", "keygate.db-wal", "keygate.db-shm"] {
+            assert_eq!(mode(&dir.path().join(name)), 0o600, "{name}");
+        }
+    }
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let again = serve(dir.path());
+    assert!(again.token.is_none());
+    assert_eq!(mode(&db), 0o600, "narrowed on the next start");
+}
+
+/// A secret on the command line is visible to every user in `ps`: the flag is refused with a
+/// message that says where the secret goes instead, and the secret is not echoed back.
+#[test]
+fn security_the_secret_is_never_taken_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = "ab".repeat(32);
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--secret",
+            &secret,
+            "--database-url",
+        ])
+        .arg(format!("sqlite://{}/keygate.db", dir.path().display()))
+        .output()
+        .expect("run keygate serve");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("KEYGATE_SECRET"), "{stderr}");
+    assert!(!stderr.contains(&secret) && !String::from_utf8_lossy(&out.stdout).contains(&secret));
+    assert!(
+        !dir.path().join("keygate.db").exists(),
+        "nothing was started"
+    );
+
+    // A secret file works, and is what the server uses.
+    let file = dir.path().join("node.secret");
+    std::fs::write(&file, format!("{secret}\n")).expect("write secret");
+    let bootstrap = Command::new(BIN)
+        .args(["bootstrap", "--json", "--secret-file"])
+        .arg(&file)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}/keygate.db", dir.path().display()))
+        .env_remove("KEYGATE_SECRET")
+        .output()
+        .expect("run keygate bootstrap");
+    assert!(
+        bootstrap.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bootstrap.stderr)
+    );
+    assert!(
+        !dir.path().join("keygate.secret").exists(),
+        "the given file was used"
+    );
+}

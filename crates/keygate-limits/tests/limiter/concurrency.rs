@@ -53,7 +53,7 @@ pub async fn a_thousand_racing_reservations_never_overspend(limiter: Shared, _cl
             tokio::spawn(async move {
                 let decision = limiter.reserve(&req, Duration::from_secs(60)).await?;
                 match decision.reservation_id {
-                    Some(id) => limiter.settle(&id, 0, req.cost).await,
+                    Some(id) => limiter.settle(&req.subject, &id, 0, req.cost).await,
                     None => Ok(false),
                 }
             })

@@ -270,7 +270,10 @@ pub async fn reservations_hold_until_settled_or_released(limiter: Shared, _clock
     assert_eq!(refused.denial, Some(Denial::TokenLimitReached));
     assert_eq!(refused.reservation_id, None);
 
-    assert!(limiter.settle(&first, 200, dollars("0.20")).await.unwrap());
+    assert!(limiter
+        .settle(&req.subject, &first, 200, dollars("0.20"))
+        .await
+        .unwrap());
     let status = limiter.status(&req).await.unwrap();
     assert_eq!(state_of(&status, LimitKind::Tokens).used, 200);
     assert_eq!(state_of(&status, LimitKind::Credits).used, 200_000);
@@ -281,13 +284,16 @@ pub async fn reservations_hold_until_settled_or_released(limiter: Shared, _clock
         .unwrap()
         .reservation_id
         .expect("fits after settling");
-    assert!(limiter.release(&second).await.unwrap());
-    assert!(!limiter.release(&second).await.unwrap());
+    assert!(limiter.release(&req.subject, &second).await.unwrap());
+    assert!(!limiter.release(&req.subject, &second).await.unwrap());
     let status = limiter.status(&req).await.unwrap();
     assert_eq!(state_of(&status, LimitKind::Tokens).used, 200);
     assert_eq!(state_of(&status, LimitKind::Credits).used, 200_000);
-    assert!(!limiter.release("rsv_unknown").await.unwrap());
-    assert!(!limiter.settle("", 1, Micros(1)).await.unwrap());
+    assert!(!limiter.release(&req.subject, "rsv_unknown").await.unwrap());
+    assert!(!limiter
+        .settle(&req.subject, "", 1, Micros(1))
+        .await
+        .unwrap());
 }
 
 pub async fn settle_is_idempotent_and_may_exceed_the_hold(limiter: Shared, _clock: &FixedClock) {
@@ -303,9 +309,16 @@ pub async fn settle_is_idempotent_and_may_exceed_the_hold(limiter: Shared, _cloc
         .unwrap()
         .reservation_id
         .expect("admitted");
-    assert!(limiter.settle(&id, 0, dollars("0.35")).await.unwrap());
-    assert!(!limiter.settle(&id, 0, dollars("0.35")).await.unwrap());
-    assert!(!limiter.release(&id).await.unwrap());
+    let owner = &req.subject;
+    assert!(limiter
+        .settle(owner, &id, 0, dollars("0.35"))
+        .await
+        .unwrap());
+    assert!(!limiter
+        .settle(owner, &id, 0, dollars("0.35"))
+        .await
+        .unwrap());
+    assert!(!limiter.release(owner, &id).await.unwrap());
     let status = limiter.status(&req).await.unwrap();
     assert_eq!(state_of(&status, LimitKind::Cost).used, 350_000);
     assert_eq!(state_of(&status, LimitKind::DailySpendCap).used, 350_000);
@@ -335,7 +348,10 @@ pub async fn expired_reservations_release_their_hold(limiter: Shared, clock: &Fi
     let status = limiter.status(&req).await.unwrap();
     assert_eq!(state_of(&status, LimitKind::Tokens).used, 0);
     assert_eq!(state_of(&status, LimitKind::Credits).used, 0);
-    assert!(!limiter.settle(&id, 100, dollars("1.00")).await.unwrap());
+    assert!(!limiter
+        .settle(&req.subject, &id, 100, dollars("1.00"))
+        .await
+        .unwrap());
     assert!(limiter.admit(&req).await.unwrap().is_admitted());
 }
 

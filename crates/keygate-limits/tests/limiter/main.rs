@@ -6,6 +6,7 @@ mod concurrency;
 mod conformance;
 mod periods;
 mod properties;
+mod security;
 
 use std::sync::Arc;
 

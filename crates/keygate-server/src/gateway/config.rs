@@ -7,6 +7,11 @@
 //! values are valid from then on: prefixes that cannot shadow the management API, upstream
 //! URLs that parse, a price for every model a provider serves, provider credentials present.
 //! A config that fails any check stops `serve` with a message naming the offending entry.
+//!
+//! The one decision a reader must know: every proxy route and the AI gateway name the
+//! workspaces whose keys they serve (`workspaces = ["ws_…"]`, or `workspaces = "*"` written out
+//! for a route shared by all). There is no default, because a route spends the operator's
+//! upstream or provider credentials: a route that forgot to say would be open to every tenant.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -16,6 +21,8 @@ use std::time::Duration;
 
 use keygate_core::Micros;
 use serde::Deserialize;
+
+pub use crate::pipeline::Workspaces;
 
 /// Why a gateway config cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +61,15 @@ struct ProxyRouteFile {
     permissions: Vec<String>,
     project: Option<String>,
     timeout: Option<String>,
+    workspaces: Option<WorkspacesFile>,
+}
+
+/// `workspaces = "*"` or `workspaces = ["ws_…", …]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum WorkspacesFile {
+    Word(String),
+    List(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +86,7 @@ struct AiFile {
     #[serde(default)]
     permissions: Vec<String>,
     project: Option<String>,
+    workspaces: Option<WorkspacesFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,16 +155,21 @@ pub struct ProxyRoute {
     /// Permissions the key must hold for this route.
     pub permissions: Vec<String>,
     /// The project the key's scope must include; also sent upstream as `keygate-project`.
+    /// Only a project of the key's own workspace satisfies it.
     pub project: Option<String>,
-    /// Longest wait for the upstream's response headers, and between two body chunks.
+    /// Longest wait for the upstream's response headers, between two chunks of its body, and
+    /// for the client's request body to arrive (a stalled client gets 408).
     pub timeout: Duration,
+    /// The workspaces whose keys may use this route.
+    pub workspaces: Workspaces,
 }
 
 /// The AI gateway: providers and what their models cost.
 #[derive(Debug, Clone)]
 pub struct AiConfig {
     pub providers: Vec<Provider>,
-    /// Requested model name → price. Every model a provider serves has one.
+    /// Model name → price. Every model a provider serves, and every model a `model_map` sends
+    /// one to, has one: a request is priced by the model actually called upstream.
     pub prices: HashMap<String, Price>,
     /// Output tokens reserved for a request that sets no `max_tokens`.
     pub default_max_tokens: u64,
@@ -157,6 +179,8 @@ pub struct AiConfig {
     pub max_request_bytes: usize,
     pub permissions: Vec<String>,
     pub project: Option<String>,
+    /// The workspaces whose keys may use the AI gateway (and so the providers' credentials).
+    pub workspaces: Workspaces,
 }
 
 impl AiConfig {
@@ -244,8 +268,8 @@ impl GatewayConfig {
             toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         let mut proxy: Vec<Arc<ProxyRoute>> = Vec::new();
         for (i, route) in file.proxy.into_iter().enumerate() {
-            let checked =
-                check_route(route).map_err(|e| invalid(format!("[[proxy]] #{}: {e}", i + 1)))?;
+            let name = format!("[[proxy]] #{} (prefix {:?})", i + 1, route.prefix);
+            let checked = check_route(route).map_err(|e| invalid(format!("{name}: {e}")))?;
             if proxy.iter().any(|r| r.prefix == checked.prefix) {
                 return Err(invalid(format!(
                     "[[proxy]] #{}: prefix {} is configured twice",
@@ -275,7 +299,54 @@ fn check_route(route: ProxyRouteFile) -> Result<ProxyRoute, String> {
         permissions: route.permissions,
         project: route.project,
         timeout: duration_or(route.timeout.as_deref(), Duration::from_secs(30))?,
+        workspaces: check_workspaces(route.workspaces)?,
     })
+}
+
+/// A route names its workspaces explicitly: ids that look like ids, or `"*"` alone.
+fn check_workspaces(file: Option<WorkspacesFile>) -> Result<Workspaces, String> {
+    let example = "name the workspaces whose keys may use it, e.g. workspaces = [\"ws_…\"], \
+                   or write workspaces = \"*\" for a route shared by every workspace";
+    let ids = match file {
+        None => return Err(format!("`workspaces` is missing: {example}")),
+        Some(WorkspacesFile::Word(word)) if word.trim() == "*" => return Ok(Workspaces::Any),
+        Some(WorkspacesFile::Word(word)) => {
+            return Err(format!(
+                "workspaces = {word:?} is not valid: write \"*\" or a list, e.g. [{word:?}]"
+            ))
+        }
+        Some(WorkspacesFile::List(ids)) => ids,
+    };
+    if ids.iter().any(|id| id.trim() == "*") {
+        return if ids.len() == 1 {
+            Ok(Workspaces::Any)
+        } else {
+            Err("workspaces mixes \"*\" with workspace ids: write one or the other".into())
+        };
+    }
+    if ids.is_empty() {
+        return Err(format!("workspaces = [] admits nobody: {example}"));
+    }
+    let mut checked: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = id.trim().to_owned();
+        let plausible = id.len() <= 64
+            && id.strip_prefix("ws_").is_some_and(|rest| {
+                !rest.is_empty()
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
+        if !plausible {
+            return Err(format!(
+                "{id:?} in workspaces is not a workspace id (ws_ and letters, digits, _ or -)"
+            ));
+        }
+        if !checked.contains(&id) {
+            checked.push(id);
+        }
+    }
+    Ok(Workspaces::Listed(checked))
 }
 
 /// A prefix is a literal path (our router would read `{…}` and `*` as patterns) that does
@@ -284,15 +355,17 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
     let literal = prefix
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
+    let dot_segment = prefix.split('/').any(|s| s == "." || s == "..");
     if !prefix.starts_with('/')
         || prefix.len() < 2
         || prefix.ends_with('/')
         || prefix.contains("//")
+        || dot_segment
         || !literal
     {
         return Err(format!(
             "prefix {prefix:?} must be a literal path such as \"/proxy/billing\": starting with /, \
-             not ending with /, letters, digits and -._~ only"
+             not ending with /, no . or .. segments, letters, digits and -._~ only"
         ));
     }
     let under = |path: &str, parent: &str| {
@@ -367,6 +440,14 @@ fn check_ai(ai: AiFile, env: &dyn Fn(&str) -> Option<String>) -> Result<AiConfig
                  dollars per million tokens (\"0\" for free)"
             )));
         }
+        // Requests are charged by the model actually called, so what a model is mapped to
+        // needs a price too.
+        if let Some((from, to)) = p.model_map.iter().find(|(_, to)| !prices.contains_key(*to)) {
+            return Err(here(format!(
+                "model_map sends {from:?} to {to:?}, which has no price; requests are charged by \
+                 the model actually called, so add [ai.prices.\"{to}\"]"
+            )));
+        }
         let timeout = match p.timeout.as_deref() {
             Some(t) => parse_duration(t).map_err(here)?,
             None => default_timeout,
@@ -389,6 +470,7 @@ fn check_ai(ai: AiFile, env: &dyn Fn(&str) -> Option<String>) -> Result<AiConfig
         max_request_bytes: ai.max_request_bytes.unwrap_or(16 * 1024 * 1024),
         permissions: ai.permissions,
         project: ai.project,
+        workspaces: check_workspaces(ai.workspaces).map_err(|e| invalid(format!("[ai]: {e}")))?,
     })
 }
 
@@ -438,13 +520,19 @@ mod tests {
             "/a//b",
             "/a/{id}",
             "/a/*",
+            "/a/../v1/keys",
+            "/proxy/.",
+            "/..",
         ] {
-            let text = format!("[[proxy]]\nprefix = \"{bad}\"\nupstream = \"http://127.0.0.1:1\"");
+            let text = format!(
+                "[[proxy]]\nprefix = \"{bad}\"\nupstream = \"http://127.0.0.1:1\"\nworkspaces = \"*\""
+            );
             assert!(GatewayConfig::parse(&text, &no_env).is_err(), "{bad}");
         }
         for good in ["/proxy/billing", "/v1/search", "/api", "/v2/keys"] {
-            let text =
-                format!("[[proxy]]\nprefix = \"{good}\"\nupstream = \"http://127.0.0.1:1/base/\"");
+            let text = format!(
+                "[[proxy]]\nprefix = \"{good}\"\nupstream = \"http://127.0.0.1:1/base/\"\nworkspaces = \"*\""
+            );
             let config = GatewayConfig::parse(&text, &no_env).expect(good);
             assert_eq!(config.proxy[0].upstream, "http://127.0.0.1:1/base");
         }
@@ -468,7 +556,7 @@ mod tests {
 
     #[test]
     fn prices_are_exact_and_round_up() {
-        let text = "[ai]\n[ai.prices.m]\ninput = \"0.15\"\noutput = 0.6\n";
+        let text = "[ai]\nworkspaces = \"*\"\n[ai.prices.m]\ninput = \"0.15\"\noutput = 0.6\n";
         let config = GatewayConfig::parse(text, &no_env).expect("config");
         let price = config.ai.expect("ai").prices["m"];
         assert_eq!(price.input, Micros(150_000));

@@ -8,20 +8,26 @@
 //! stream it asked for. A plain JSON answer is passed on chunk by chunk while the first and
 //! last 64 KiB are kept, which is where `usage` is (providers write it after `choices`/`data`).
 //!
-//! Settling happens when the body ends, fails, or is dropped because the client went away; an
-//! answer that never showed its usage is charged the worst case that was reserved for it, so
-//! a client cannot spend for free by hanging up before the last chunk.
+//! Every admitted request is settled exactly once, by a guard ([`Settlement`]) that the handler
+//! and then the body carry: when the body ends, fails, or is dropped because the client went
+//! away, and when the handler itself is dropped before any answer (the client hung up while
+//! the provider was thinking). An answer that never showed its usage is charged the worst case
+//! that was reserved for it, so a client cannot spend for free by hanging up. A settle the
+//! limiter refuses is retried, and every failure is counted in `/metrics`.
 
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use futures::Stream;
 use keygate_core::model::KeyMatch;
 use keygate_core::Micros;
-use keygate_limits::Subject;
+use keygate_limits::{LimiterError, Subject};
 use serde::Deserialize;
 
 use super::config::Price;
@@ -220,56 +226,245 @@ impl JsonMeter {
     }
 }
 
-/// What a finished AI request is charged, and to whom.
+/// Waits before the second, third, … attempt to settle or release a hold when the limiter
+/// cannot be reached: about 20 s in all, well inside any hold's ttl, so a Redis failover or a
+/// restart is ridden out. A settle that still fails is given up (the usage is not charged)
+/// and counted; a release that still fails leaves the hold to expire by itself.
+const RETRY_DELAYS: [Duration; 4] = [
+    Duration::from_millis(250),
+    Duration::from_secs(1),
+    Duration::from_secs(4),
+    Duration::from_secs(15),
+];
+
+/// The reservation of one admitted AI request, and the guard that settles it exactly once.
+///
+/// Settling is the only way an AI request is charged, and a handler can be dropped at any
+/// await (the client hung up before the response headers), so it cannot be a step at the end
+/// of the handler. Whoever ends the request takes the hold out: [`Settlement::release`] when
+/// the provider answered nothing billable, [`Settlement::finish`] with the usage the answer
+/// showed (from [`MeteredBody`]). If nobody did, dropping the guard does it: a request that
+/// was sent to a provider is charged its worst case (the provider may bill it and we cannot
+/// know how much); one that was not, is released. The limiter calls run in a spawned task,
+/// so they finish even when the handler that asked for them is dropped mid-call.
 pub(crate) struct Settlement {
-    pub state: AppState,
-    pub found: Arc<KeyMatch>,
-    pub reservation_id: Option<String>,
-    pub price: Price,
-    /// The reserved worst case, charged when the answer shows no usage.
-    pub worst_tokens: u64,
-    pub worst_cost: Micros,
-    pub usage: UsageContext,
+    hold: Option<Hold>,
+    /// The price of the model last sent to a provider, once one was.
+    sent: Option<Price>,
+}
+
+/// What a request was reserved for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WorstCase {
+    /// The body's bytes (byte-level tokenizers emit at most one token per byte).
+    pub input_tokens: u64,
+    /// The output bound sent upstream, times the completions asked for.
+    pub output_tokens: u64,
+    /// The worst case under the dearest model the request could be sent to.
+    pub cost: Micros,
+}
+
+impl WorstCase {
+    pub fn tokens(&self) -> u64 {
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
+}
+
+/// What the guard settles.
+struct Hold {
+    state: AppState,
+    found: Arc<KeyMatch>,
+    reservation_id: Option<String>,
+    worst: WorstCase,
+    /// When the hold expires by itself; see [`Hold::settle`].
+    expires_at: DateTime<Utc>,
+    usage: UsageContext,
 }
 
 impl Settlement {
-    /// Settles the reservation to the actual usage (or the worst case) and records it.
-    pub async fn finish(self, usage: Option<Usage>) {
-        let (tokens, cost) = match usage {
-            Some(u) => (u.tokens(), u.cost(&self.price)),
-            None => (self.worst_tokens, self.worst_cost),
-        };
-        if let Some(id) = &self.reservation_id {
-            let settled = self.state.limiter.settle(id, tokens, cost).await;
-            let result = match settled {
-                Ok(true) => Ok(()),
-                // The hold expired before the answer ended: what was spent still counts.
-                Ok(false) => {
-                    let key = &self.found.key;
-                    self.state
-                        .limiter
-                        .record(&Subject::new(&key.workspace_id, &key.id), tokens, cost)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            if let Err(e) = result {
-                tracing::warn!(error = %e, request_id = %self.usage.request_id, "could not charge an AI request's usage");
-            }
+    /// Guards the hold just reserved for a request by `found` (`reservation_id` is `None` only
+    /// if the limiter gave none; the usage is then recorded directly).
+    pub fn new(
+        state: AppState,
+        found: Arc<KeyMatch>,
+        reservation_id: Option<String>,
+        worst: WorstCase,
+        ttl: Duration,
+        usage: UsageContext,
+    ) -> Self {
+        let expires_at =
+            state.clock.now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        Self {
+            hold: Some(Hold {
+                state,
+                found,
+                reservation_id,
+                worst,
+                expires_at,
+                usage,
+            }),
+            sent: None,
         }
-        self.usage
-            .record(&self.state, Some(&self.found), None, tokens, cost);
+    }
+
+    /// Notes that the request is about to be sent to a provider for a model at `price`: from
+    /// now on it may be billed, so it is charged even if nobody learns its usage.
+    pub fn sending(&mut self, price: Price) {
+        self.sent = Some(price);
     }
 
     /// Drops the hold without charging (the provider answered nothing billable).
-    pub async fn release(self) {
-        if let Some(id) = &self.reservation_id {
-            if let Err(e) = self.state.limiter.release(id).await {
-                tracing::warn!(error = %e, "could not release an AI request's reservation");
+    pub async fn release(mut self) {
+        if let Some(hold) = self.hold.take() {
+            // Awaited, so the next request of the key sees the hold gone; spawned, so it is
+            // not cut short if this handler is dropped meanwhile.
+            let _ = tokio::spawn(hold.release()).await;
+        }
+    }
+
+    /// Settles to the usage the answer showed, or to the worst case when it showed none (a
+    /// client cannot spend for free by hanging up before the last chunk). In the background:
+    /// a response body cannot await.
+    pub fn finish(mut self, usage: Option<Usage>) {
+        if let Some(hold) = self.hold.take() {
+            let (tokens, cost) = charge(&hold, self.sent, usage);
+            spawn(hold.settle(tokens, cost));
+        }
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        let Some(hold) = self.hold.take() else {
+            return;
+        };
+        match self.sent {
+            Some(_) => {
+                let (tokens, cost) = charge(&hold, self.sent, None);
+                spawn(hold.settle(tokens, cost));
             }
+            None => spawn(hold.release()),
+        }
+    }
+}
+
+/// Tokens and cost to charge: the usage priced at the model that was called, else the worst
+/// case at that model's price (or what was held, if no model was called).
+fn charge(hold: &Hold, sent: Option<Price>, usage: Option<Usage>) -> (u64, Micros) {
+    let worst = hold.worst;
+    match (usage, sent) {
+        (Some(u), Some(price)) => {
+            let (tokens, cost) = (u.tokens(), u.cost(&price));
+            if tokens > worst.tokens() || cost > worst.cost {
+                // Only a provider that counts more than the request allowed gets here (e.g.
+                // image inputs, which cost more tokens than their URL has bytes). What it
+                // bills is charged; the budget may go over by this one request.
+                tracing::warn!(
+                    request_id = %hold.usage.request_id,
+                    tokens, worst_tokens = worst.tokens(), cost = cost.0, held = worst.cost.0,
+                    "an AI provider reported more usage than was reserved"
+                );
+            }
+            (tokens, cost)
+        }
+        (_, Some(price)) => (
+            worst.tokens(),
+            price.cost(worst.input_tokens, worst.output_tokens),
+        ),
+        (_, None) => (worst.tokens(), worst.cost),
+    }
+}
+
+fn spawn(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(work);
+        }
+        // Only at process exit: the hold expires by itself.
+        Err(_) => tracing::warn!("no runtime left to settle an AI request on"),
+    }
+}
+
+impl Hold {
+    fn subject(&self) -> Subject {
+        let key = &self.found.key;
+        Subject::new(&key.workspace_id, &key.id)
+    }
+
+    /// Replaces the hold by `tokens`/`cost`, retrying while the limiter is unreachable.
+    ///
+    /// A settle can fail after the limiter applied it (the answer was lost), so a retry that
+    /// finds the hold gone while it cannot have expired yet means an earlier attempt counted:
+    /// charging again would charge twice. A hold found gone after its expiry, or on the first
+    /// attempt, was never settled: the usage is recorded instead (it was spent).
+    async fn settle(self, tokens: u64, cost: Micros) {
+        let state = &self.state;
+        let subject = self.subject();
+        let expires_at = self.expires_at;
+        let id = self.reservation_id.as_deref();
+        retrying(state, &self.usage.request_id, "settle", |failed_before| {
+            let subject = &subject;
+            async move {
+                let settled = match id {
+                    Some(id) => state.limiter.settle(subject, id, tokens, cost).await?,
+                    None => false,
+                };
+                if settled || (failed_before && state.clock.now() < expires_at) {
+                    return Ok(());
+                }
+                state.limiter.record(subject, tokens, cost).await
+            }
+        })
+        .await;
+        self.usage
+            .record(state, Some(&self.found), None, tokens, cost);
+    }
+
+    /// Drops the hold, retrying while the limiter is unreachable.
+    async fn release(self) {
+        let state = &self.state;
+        let subject = self.subject();
+        if let Some(id) = self.reservation_id.as_deref() {
+            retrying(state, &self.usage.request_id, "release", |_| {
+                let subject = &subject;
+                async move { state.limiter.release(subject, id).await.map(|_| ()) }
+            })
+            .await;
         }
         self.usage
-            .record(&self.state, Some(&self.found), None, 0, Micros::ZERO);
+            .record(state, Some(&self.found), None, 0, Micros::ZERO);
+    }
+}
+
+/// Runs `call` until it succeeds or [`RETRY_DELAYS`] are used up, counting every failure in
+/// `/metrics`. `call` is told whether an earlier attempt failed.
+async fn retrying<F, Fut>(state: &AppState, request_id: &str, what: &str, mut call: F)
+where
+    F: FnMut(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<(), LimiterError>>,
+{
+    let mut delays = RETRY_DELAYS.iter();
+    let mut failed_before = false;
+    loop {
+        let Err(e) = call(failed_before).await else {
+            return;
+        };
+        failed_before = true;
+        match delays.next() {
+            Some(delay) => {
+                state.metrics.settle_retried.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, request_id, "could not {what} an AI request's reservation; retrying in {delay:?}");
+                tokio::time::sleep(*delay).await;
+            }
+            None => {
+                state
+                    .metrics
+                    .settle_given_up
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, request_id, "could not {what} an AI request's reservation; gave up after {} attempts", RETRY_DELAYS.len() + 1);
+                return;
+            }
+        }
     }
 }
 
@@ -316,13 +511,10 @@ impl MeteredBody {
         }
     }
 
-    /// Settles in the background (a body cannot await); at most once.
+    /// Settles to the usage seen so far; at most once.
     fn settle(&mut self) {
         if let Some(settlement) = self.settlement.take() {
-            let usage = self.usage();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(settlement.finish(usage));
-            }
+            settlement.finish(self.usage());
         }
     }
 }

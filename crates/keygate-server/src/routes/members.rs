@@ -41,7 +41,6 @@ pub async fn create_member(
     origin: Origin,
     ApiJson(body): ApiJson<CreateMember>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require_owner("manage members")?;
     let now = state.clock.now();
     let token = generate_token();
     let member = Member {
@@ -84,7 +83,6 @@ pub async fn list_members(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require_owner("manage members")?;
     let members = state.store.list_members(&caller.workspace.id).await?;
     Ok(Json(json!({ "items": members })))
 }
@@ -95,7 +93,6 @@ pub async fn delete_member(
     origin: Origin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_owner("manage members")?;
     if !ids::looks_like("mem", &id) {
         return Err(ApiError::NotFound("member"));
     }

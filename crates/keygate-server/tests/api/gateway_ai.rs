@@ -27,9 +27,11 @@ pub async fn ai_app() -> AiSetup {
     let beta = Provider::start("beta").await;
     let dead = refusing_address().await;
     let closing = closing_server().await;
-    let config = format!(
-        r#"
+    let config = |ws: &str| {
+        let text = format!(
+            r#"
 [ai]
+workspaces = ["{ws}"]
 default_max_tokens = 50
 timeout = "2s"
 
@@ -44,6 +46,20 @@ output = "0"
 [ai.prices."instruct-test"]
 input = "1"
 output = "1"
+
+# Upstream names the providers' model_map and the routing-rule tests map gpt-test to: a request
+# is priced by the model actually called, so each needs a price (here gpt-test's).
+[ai.prices."beta-gpt"]
+input = "2.00"
+output = "8.00"
+
+[ai.prices."gpt-alpha"]
+input = "2.00"
+output = "8.00"
+
+[ai.prices."beta-special"]
+input = "2.00"
+output = "8.00"
 
 [[ai.providers]]
 name = "alpha"
@@ -66,13 +82,14 @@ base_url = "{dead}/v1"
 name = "closing"
 base_url = "{closing}/v1"
 "#,
-        alpha = alpha.base_url,
-        beta = beta.base_url,
-    );
-    let env = |name: &str| (name == "ALPHA_API_KEY").then(|| "sk-alpha-provider".to_string());
-    let config = GatewayConfig::parse(&config, &env).expect("config");
+            alpha = alpha.base_url,
+            beta = beta.base_url,
+        );
+        let env = |name: &str| (name == "ALPHA_API_KEY").then(|| "sk-alpha-provider".to_string());
+        GatewayConfig::parse(&text, &env).expect("config")
+    };
     AiSetup {
-        app: TestApp::spawn_gateway(config).await,
+        app: TestApp::spawn_gateway_for(config).await,
         alpha,
         beta,
     }

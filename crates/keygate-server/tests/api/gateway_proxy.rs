@@ -14,53 +14,68 @@ fn no_env(_: &str) -> Option<String> {
 }
 
 /// A gateway with `/proxy/echo` (prefix stripped), `/keep` (prefix kept), `/billing` (needs
-/// `billing:read`), `/projects-only` (needs project `proj_gw`), `/slow` (300 ms timeout),
-/// `/down` (nothing listens) and `/closing` (connections dropped).
+/// `billing:read`), `/projects-only` (needs the workspace's project `gw`), `/slow` (300 ms
+/// timeout), `/down` (nothing listens) and `/closing` (connections dropped). Every route serves
+/// the bootstrapped workspace only.
 async fn proxy_app() -> (TestApp, Echo) {
     let (echo, echo_url) = Echo::start().await;
     let down = refusing_address().await;
     let closing = closing_server().await;
-    let config = format!(
+    let app = TestApp::spawn().await;
+    let ws = app.workspace_id.clone();
+    let project = app
+        .post("/v1/projects", &app.owner_token, json!({"name": "gw"}))
+        .await;
+    let project = project.body["id"].as_str().expect("project id").to_owned();
+    let text = format!(
         r#"
 [[proxy]]
 prefix = "/proxy/echo"
 upstream = "{echo_url}/base"
+workspaces = ["{ws}"]
 
 [[proxy]]
 prefix = "/keep"
 upstream = "{echo_url}/base"
+workspaces = ["{ws}"]
 strip_prefix = false
 
 [[proxy]]
 prefix = "/billing"
 upstream = "{echo_url}/base"
+workspaces = ["{ws}"]
 permissions = ["billing:read"]
 
 [[proxy]]
 prefix = "/projects-only"
 upstream = "{echo_url}/base"
-project = "proj_gw"
+workspaces = ["{ws}"]
+project = "{project}"
 
 [[proxy]]
 prefix = "/slow"
 upstream = "{echo_url}/base/slow"
+workspaces = ["{ws}"]
 timeout = "300ms"
 
 [[proxy]]
 prefix = "/down"
 upstream = "{down}"
+workspaces = ["{ws}"]
 
 [[proxy]]
 prefix = "/closing"
 upstream = "{closing}"
+workspaces = ["{ws}"]
 
 [[proxy]]
 prefix = "/v1/search"
 upstream = "{echo_url}/base"
+workspaces = ["{ws}"]
 "#
     );
-    let config = GatewayConfig::parse(&config, &no_env).expect("config");
-    (TestApp::spawn_gateway(config).await, echo)
+    let config = GatewayConfig::parse(&text, &no_env).expect("config");
+    (app.restart_with_gateway(config).await, echo)
 }
 
 async fn send(app: &TestApp, request: reqwest::RequestBuilder) -> Reply {
@@ -308,7 +323,16 @@ async fn every_refusal_is_answered_without_calling_the_upstream() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(echo.last().headers["keygate-project"], "proj_gw");
+    let projects = app.get("/v1/projects", &app.owner_token).await;
+    let gw = projects.body["items"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["name"] == "gw"))
+        .map(|p| p["id"].clone())
+        .expect("project gw");
+    assert_eq!(
+        echo.last().headers["keygate-project"],
+        gw.as_str().expect("id")
+    );
 
     app.clock.advance_millis(2 * 86_400_000);
     let reply = send(

@@ -86,18 +86,42 @@ impl TestApp {
         Self::spawn_configured(options, None).await
     }
 
-    /// A server in gateway mode with this config (proxy routes, AI providers).
-    pub async fn spawn_gateway(config: keygate_server::gateway::GatewayConfig) -> TestApp {
-        let options = Spawn {
-            dir: None,
-            database_url: None,
-            redis_url: None,
-            clock: None,
-        };
-        Self::spawn_configured(options, Some(config)).await
+    /// A server in gateway mode whose config names the bootstrapped workspace: `config` gets
+    /// the workspace's id. As an operator would: bootstrap first, then name the workspace in
+    /// `keygate.toml` and serve.
+    pub async fn spawn_gateway_for(
+        config: impl FnOnce(&str) -> keygate_server::gateway::GatewayConfig,
+    ) -> TestApp {
+        let app = Self::spawn().await;
+        let config = config(&app.workspace_id);
+        app.restart_with_gateway(config).await
     }
 
-    async fn spawn_configured(
+    /// Stops this server and serves the same database (and clock, and owner) again in gateway
+    /// mode, so a config can name workspaces and projects created through the API first.
+    pub async fn restart_with_gateway(
+        self,
+        config: keygate_server::gateway::GatewayConfig,
+    ) -> TestApp {
+        let owner_token = self.owner_token.clone();
+        let workspace_id = self.workspace_id.clone();
+        let database_url = self.database_url.clone();
+        let clock = self.clock.clone();
+        let dir = self.stop().await;
+        let options = Spawn {
+            dir: Some(dir),
+            database_url: Some(database_url),
+            redis_url: None,
+            clock: Some(clock),
+        };
+        let mut app = Self::spawn_configured(options, Some(config)).await;
+        app.owner_token = owner_token;
+        app.workspace_id = workspace_id;
+        app
+    }
+
+    /// A server with these options and, when given, this gateway config.
+    pub async fn spawn_configured(
         options: Spawn,
         gateway: Option<keygate_server::gateway::GatewayConfig>,
     ) -> TestApp {

@@ -1,5 +1,5 @@
-//! The role × action matrix: owners and editors write keys, viewers only read, only owners
-//! manage members.
+//! The role × action matrix: owners and editors write keys and verify, viewers only read,
+//! only owners manage members. (`security_auth.rs` walks the whole access table.)
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -39,10 +39,15 @@ async fn role_by_action_matrix() {
             StatusCode::OK
         );
         assert_eq!(app.get("/v1/projects", token).await.status, StatusCode::OK);
+        // Verifying consumes (rate limits, budgets): writers may, viewers may not.
         let verified = app
             .post("/v1/keys/verify", token, json!({"key": secret}))
             .await;
-        assert_eq!(verified.body["code"], "valid", "{role} can verify");
+        if writes {
+            assert_eq!(verified.body["code"], "valid", "{role} can verify");
+        } else {
+            verified.assert_error(StatusCode::FORBIDDEN, "insufficient_role");
+        }
 
         // Writes: owner and editor.
         expect_write(

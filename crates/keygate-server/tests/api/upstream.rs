@@ -171,6 +171,33 @@ async fn echo_request(State(echo): State<Echo>, request: Request) -> Response {
     response
 }
 
+/// Headers a real provider sends that say who the operator is at the provider, what its
+/// account's limits are, or set its cookies: the gateway must never pass them to a customer.
+pub const PROVIDER_HEADERS: [&str; 7] = [
+    "openai-organization",
+    "openai-project",
+    "openai-processing-ms",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-request-id",
+    "set-cookie",
+];
+
+/// Adds [`PROVIDER_HEADERS`] to every answer, successful or not.
+async fn identifying_headers(mut response: Response) -> Response {
+    for name in PROVIDER_HEADERS {
+        let value = if name == "set-cookie" {
+            "__cf_bm=provider-session; Path=/; HttpOnly"
+        } else {
+            "org-operator-secret"
+        };
+        response
+            .headers_mut()
+            .insert(name, value.parse().expect("header value"));
+    }
+    response
+}
+
 /// How the OpenAI-format upstream answers its next requests.
 #[derive(Debug, Clone)]
 pub enum Behavior {
@@ -214,6 +241,7 @@ impl Provider {
             .route("/v1/chat/completions", post(chat))
             .route("/v1/completions", post(completion))
             .route("/v1/embeddings", post(embedding))
+            .layer(axum::middleware::map_response(identifying_headers))
             .with_state(provider.clone());
         provider.base_url = format!("{}/v1", serve(router).await);
         provider

@@ -18,6 +18,7 @@ conformance!(
     delete_removes_the_key_and_its_secrets,
     touch_never_moves_last_used_backwards,
     concurrent_writes_wait_instead_of_failing,
+    security_a_legacy_hash_is_unique_per_workspace_only,
 );
 
 async fn keys_round_trip_every_field(db: &TestDb) {
@@ -683,4 +684,60 @@ async fn concurrent_writes_wait_instead_of_failing(db: &TestDb) {
         .items
         .iter()
         .all(|k| k.description.as_deref() == Some("edited")));
+}
+
+/// Issue #15: importing a legacy key another workspace holds must succeed exactly like a new
+/// import (no cross-tenant oracle); the same hash twice in one workspace is still a conflict,
+/// and a lookup returns every holder so the caller picks by workspace.
+async fn security_a_legacy_hash_is_unique_per_workspace_only(db: &TestDb) {
+    let store = db.store();
+    bootstrap(store).await;
+    let mut theirs = key(OTHER_WS, "theirs", 1);
+    theirs.legacy = true;
+    create(store, &theirs, 40).await;
+    let mut ours = key(WS, "ours", 2);
+    ours.legacy = true;
+    create(store, &ours, 40).await;
+
+    let mut holders: Vec<String> = store
+        .keys_by_hash(&hash(40))
+        .await
+        .expect("lookup")
+        .into_iter()
+        .map(|m| m.key.id)
+        .collect();
+    holders.sort();
+    let mut expected = vec![theirs.id.clone(), ours.id.clone()];
+    expected.sort();
+    assert_eq!(holders, expected);
+    assert_eq!(
+        store.key_by_hash(&hash(40)).await.expect("lookup"),
+        None,
+        "ambiguous without a workspace"
+    );
+
+    let mut again = key(WS, "again", 3);
+    again.legacy = true;
+    assert!(matches!(
+        store
+            .create_key(
+                &again,
+                &hash(40),
+                false,
+                &audit(WS, "key.import", &again.id, 3)
+            )
+            .await,
+        Err(StoreError::Conflict(ConflictKind::Id))
+    ));
+
+    store
+        .delete_key(WS, &ours.id, &audit(WS, "key.delete", &ours.id, 4))
+        .await
+        .expect("delete");
+    let left = store
+        .key_by_hash(&hash(40))
+        .await
+        .expect("lookup")
+        .expect("theirs is left");
+    assert_eq!(left.key.id, theirs.id);
 }

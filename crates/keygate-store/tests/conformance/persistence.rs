@@ -67,3 +67,61 @@ async fn unknown_urls_are_refused() {
     ));
     assert_eq!(sqlite_path("postgres://h/db"), None);
 }
+
+/// Issue #15: a database made before migration 0005 held legacy display forms that showed
+/// most of the key, and a global unique hash. After the upgrade the key and its audit rows
+/// show two characters, and a second workspace may hold the same legacy hash.
+#[tokio::test]
+async fn security_upgrading_scrubs_old_legacy_display_forms() {
+    use sqlx::{Connection, Executor, SqliteConnection};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("keygate.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    let mut migrator = sqlx::migrate::Migrator::new(source)
+        .await
+        .expect("migrations");
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 4)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let mut conn = SqliteConnection::connect(&url).await.expect("open");
+    migrator.run(&mut conn).await.expect("migrate to 0004");
+    let leaked = "acme_S3cr3tP4ssw0rdXYZ0123456_…";
+    conn.execute(
+        format!(
+            "INSERT INTO workspaces VALUES ('{WS}', 'w', 'kg', 0, '[]', '{{}}', NULL, 0);
+             INSERT INTO api_keys (id, workspace_id, name, name_lower, environment, scope_all,
+                 scope, permissions, status, metadata, limits, display, legacy, created_by,
+                 created_at, updated_at, version)
+             VALUES ('key_old', '{WS}', 'old', 'old', 'live', 1, '[]', '[]', 'active', '{{}}',
+                 '{{}}', '{leaked}', 1, 'mem_owner', 0, 0, 1);
+             INSERT INTO key_secrets VALUES (x'01', 'key_old', '{WS}', NULL, 0);
+             INSERT INTO audit_log VALUES ('aud_1', '{WS}', 'mem_owner', 'key.import', 'key',
+                 'key_old', '{{\"display\":{{\"after\":\"{leaked}\"}}}}', NULL, NULL, 'req_1', 0);"
+        )
+        .as_str(),
+    )
+    .await
+    .expect("old rows");
+    conn.close().await.ok();
+
+    let store = connect(&url).await.expect("upgrade");
+    let upgraded = store.key(WS, "key_old").await.expect("key");
+    assert_eq!(upgraded.display, "ac…");
+    let trail = store
+        .list_audit(
+            WS,
+            &Default::default(),
+            &keygate_store::PageRequest::default(),
+        )
+        .await
+        .expect("audit");
+    let text = serde_json::to_string(&trail.items).expect("json");
+    assert!(!text.contains("S3cr3t"), "{text}");
+    assert!(text.contains("ac…"), "{text}");
+}

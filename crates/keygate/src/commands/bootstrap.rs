@@ -3,13 +3,12 @@
 
 use anyhow::Context;
 use keygate_core::KeyPrefix;
-use keygate_server::{bootstrap::create_workspace, secret, system_clock, ServerSettings};
+use keygate_server::{bootstrap::create_workspace, secret, system_clock};
 
 use crate::cli::BootstrapArgs;
 
 pub async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
-    let mut settings = ServerSettings::for_database(&args.database.database_url);
-    settings.secret_hex = args.database.secret;
+    let settings = args.database.settings()?;
     let prefix = KeyPrefix::parse(&args.prefix).map_err(|e| anyhow::anyhow!("--prefix: {e}"))?;
     let store = keygate_store::connect(&settings.database_url)
         .await

@@ -14,6 +14,7 @@ pub async fn run(ctx: &Context, command: MembersCommand) -> Result<(), CliError>
                 RoleArg::Owner => "owner",
                 RoleArg::Editor => "editor",
                 RoleArg::Viewer => "viewer",
+                RoleArg::Service => "service",
             };
             let created = ctx
                 .client

@@ -2,17 +2,16 @@
 //! empty, and shut down gracefully on SIGINT/SIGTERM.
 
 use anyhow::Context;
-use keygate_server::{prepare, serve, system_clock, ServerSettings};
+use keygate_server::{prepare, serve, system_clock};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_json);
-    let mut settings = ServerSettings::for_database(&args.database.database_url);
+    let mut settings = args.database.settings()?;
     settings.listen = args.listen;
     settings.redis_url = args.redis_url;
-    settings.secret_hex = args.database.secret;
     settings.usage.request_log_retention = args.usage_retention;
     settings.usage.enabled = args.usage_recording == "on";
     if let Some(path) = &args.config {

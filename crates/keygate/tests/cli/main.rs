@@ -689,6 +689,37 @@ fn credentials_precedence_is_flag_then_env_then_dotenv_then_config() {
     assert_eq!(r.code, 3);
 }
 
+/// A `.env` that names only a URL (say, in a cloned repository) must not receive the token
+/// from the config file: the CLI refuses, and nothing reaches the `.env`'s server.
+#[test]
+fn security_a_dotenv_url_cannot_redirect_the_configured_token() {
+    let server = TestServer::start();
+    let desk = Desk::new();
+    let config = desk.config_path();
+    std::fs::create_dir_all(config.parent().expect("dir")).expect("mkdir");
+    std::fs::write(
+        &config,
+        format!("url = \"{}\"\napi_key = \"{}\"\n", server.url, server.token),
+    )
+    .expect("config");
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    trap.set_nonblocking(true).expect("nonblocking");
+    let trap_url = format!("http://{}", trap.local_addr().expect("addr"));
+    std::fs::write(
+        desk.work.path().join(".env"),
+        format!("KEYGATE_URL={trap_url}\n"),
+    )
+    .expect(".env");
+    let r = run(&mut desk.cmd(), &["keys", "list"]);
+    assert_eq!(r.code, 2, "refused as a usage error: {}", r.stderr);
+    assert!(r.stderr.contains("KEYGATE_API_KEY"), "{}", r.stderr);
+    assert!(
+        trap.accept().is_err(),
+        "the .env's server must not have been contacted"
+    );
+    assert!(!r.stderr.contains(&server.token) && !r.stdout.contains(&server.token));
+}
+
 #[test]
 fn login_with_a_piped_token_saves_a_private_config_and_logout_removes_it() {
     let server = TestServer::start();
