@@ -243,9 +243,11 @@ const RETRY_DELAYS: [Duration; 4] = [
 /// await (the client hung up before the response headers), so it cannot be a step at the end
 /// of the handler. Whoever ends the request takes the hold out: [`Settlement::release`] when
 /// the provider answered nothing billable, [`Settlement::finish`] with the usage the answer
-/// showed (from [`MeteredBody`]). If nobody did, dropping the guard does it: a request that
-/// was sent to a provider is charged its worst case (the provider may bill it and we cannot
-/// know how much); one that was not, is released. The limiter calls run in a spawned task,
+/// showed (from [`MeteredBody`]), [`Settlement::charge_unanswered`] when the provider may have
+/// read the request but its answer never came (a timeout, a connection broken mid-request).
+/// If nobody did, dropping the guard does it: a request that was sent to a provider is charged
+/// its worst case (the provider may bill it and we cannot know how much); one that was not, is
+/// released. The limiter calls run in a spawned task,
 /// so they finish even when the handler that asked for them is dropped mid-call.
 pub(crate) struct Settlement {
     hold: Option<Hold>,
@@ -313,12 +315,31 @@ impl Settlement {
         self.sent = Some(price);
     }
 
+    /// Notes that the last attempt cannot have been billed (the connection could not be made,
+    /// or the provider refused with 429 / 5xx), so a guard dropped before the next attempt
+    /// releases the hold instead of charging for work nobody did.
+    pub fn not_sent(&mut self) {
+        self.sent = None;
+    }
+
     /// Drops the hold without charging (the provider answered nothing billable).
     pub async fn release(mut self) {
         if let Some(hold) = self.hold.take() {
             // Awaited, so the next request of the key sees the hold gone; spawned, so it is
             // not cut short if this handler is dropped meanwhile.
             let _ = tokio::spawn(hold.release()).await;
+        }
+    }
+
+    /// Charges the worst case at the price of the model last sent, for a request that may have
+    /// reached a provider but whose answer never came (it timed out, or the connection broke
+    /// after it was made): the provider may have generated, and billed, all of it, and we
+    /// cannot learn how much. Awaited, like [`Settlement::release`], so the key's next request
+    /// sees the charge; spawned, so it is not cut short if this handler is dropped meanwhile.
+    pub async fn charge_unanswered(mut self) {
+        if let Some(hold) = self.hold.take() {
+            let (tokens, cost) = charge(&hold, self.sent, None);
+            let _ = tokio::spawn(hold.settle(tokens, cost)).await;
         }
     }
 
@@ -356,9 +377,10 @@ fn charge(hold: &Hold, sent: Option<Price>, usage: Option<Usage>) -> (u64, Micro
         (Some(u), Some(price)) => {
             let (tokens, cost) = (u.tokens(), u.cost(&price));
             if tokens > worst.tokens() || cost > worst.cost {
-                // Only a provider that counts more than the request allowed gets here (e.g.
-                // image inputs, which cost more tokens than their URL has bytes). What it
-                // bills is charged; the budget may go over by this one request.
+                // Only a provider that counts more than the request allowed gets here (e.g. an
+                // image on a model that bills more than the gateway's fixed allowance per
+                // image part). What it bills is charged; the budget may go over by this one
+                // request.
                 tracing::warn!(
                     request_id = %hold.usage.request_id,
                     tokens, worst_tokens = worst.tokens(), cost = cost.0, held = worst.cost.0,

@@ -9,17 +9,25 @@
 //! providers in turn → stream the answer through, metered → settle the reservation to the
 //! provider's `usage`, priced by the model actually called.
 //!
-//! The worst case is a true upper bound: the request body's length in bytes as input tokens
-//! (byte-level tokenizers emit at most one token per byte), plus the output bound times `n`
-//! (or `best_of`). The output bound is the client's `max_tokens` / `max_completion_tokens`,
-//! else `default_max_tokens`, which is then sent to the provider as `max_tokens` so the
-//! provider's own default never applies. It is only held, never charged, unless the answer
-//! never shows its usage. The reservation is guarded by [`Settlement`], which settles it
-//! exactly once on every way out, a dropped handler included.
+//! The worst case is an upper bound: the request body's length in bytes as input tokens
+//! (byte-level tokenizers emit at most one token per byte) plus [`IMAGE_PART_TOKENS`] for each
+//! image part of a chat message (an image costs tokens its URL's bytes do not show), plus the
+//! output bound times `n` (or `best_of`) times the prompts of a completion request. The output
+//! bound is the client's `max_tokens` / `max_completion_tokens`, else `default_max_tokens`,
+//! which is then sent to the provider as `max_tokens` so the provider's own default never
+//! applies. What cannot be bounded from the request (audio and file parts, part types the
+//! gateway does not know, a limit or count of 0) is refused with 400 before any provider sees
+//! it. The worst case is only held, never charged, unless the answer never shows its usage.
+//! The reservation is guarded by [`Settlement`], which settles it exactly once on every way
+//! out, a dropped handler included.
 //!
-//! A provider is abandoned for the next one only before anything was sent to the client: on a
-//! connection error, a timeout waiting for its response headers, or a 429 or 5xx status. From
-//! the first byte on, the request belongs to that provider.
+//! A provider is abandoned for the next one only when it cannot have billed the request: when
+//! the connection could not be made (nothing was sent), or when it answered 429 or 5xx. A
+//! timeout or a connection broken after it was made may come after the provider read the
+//! request and while it generates — and bills — the answer: the client gets 504 / 502, is
+//! charged the worst case at that provider's price, and the request is not sent to another
+//! provider to be billed twice. From the first byte to the client on, the request belongs to
+//! that provider.
 
 use std::sync::Arc;
 
@@ -227,6 +235,7 @@ async fn forward(
         })?
         .to_owned();
     let output_tokens = bound_output(endpoint, &mut request_json, ai.default_max_tokens)?;
+    let input_tokens = bound_input(endpoint, &request_json, body.len())?;
     let streaming =
         endpoint != Endpoint::Embeddings && request_json.get("stream") == Some(&Value::Bool(true));
 
@@ -236,7 +245,6 @@ async fn forward(
         &ai,
         candidates(&ai, rule.as_deref(), &model, rand::random::<f64>()),
     );
-    let input_tokens = body.len() as u64;
     let Some(worst_cost) = targets
         .iter()
         .map(|(_, price)| price.cost(input_tokens, output_tokens))
@@ -315,26 +323,46 @@ async fn forward(
         }
         settlement.sending(*price);
         let answer = match tokio::time::timeout(provider.timeout, upstream.send()).await {
-            Err(_) => {
-                tracing::warn!(provider = %provider.name, "AI provider timed out");
-                failure = ApiError::UpstreamTimeout(provider.name.clone());
-                continue;
-            }
-            Ok(Err(e)) if e.is_timeout() => {
-                tracing::warn!(provider = %provider.name, "AI provider timed out");
-                failure = ApiError::UpstreamTimeout(provider.name.clone());
-                continue;
-            }
-            Ok(Err(e)) => {
+            Ok(Ok(answer)) => answer,
+            // The connection could not be made (refused, name, TLS, connect timeout): not a
+            // byte of the request left, so nothing can be billed and the next provider may
+            // serve it.
+            Ok(Err(e)) if e.is_connect() => {
+                settlement.not_sent();
                 let cause = error_chain(&e);
                 tracing::warn!(provider = %provider.name, error = %cause, "AI provider unreachable");
-                failure = ApiError::UpstreamUnavailable(format!("{}: {cause}", provider.name));
+                failure = if e.is_timeout() {
+                    ApiError::UpstreamTimeout(provider.name.clone())
+                } else {
+                    ApiError::UpstreamUnavailable(format!("{}: {cause}", provider.name))
+                };
                 continue;
             }
-            Ok(Ok(answer)) => answer,
+            // Anything else may have reached the provider, which may be generating, and will
+            // bill, the whole answer: charged the worst case at this provider's price, and not
+            // sent to a second provider to be billed again.
+            Ok(Err(e)) => {
+                let cause = error_chain(&e);
+                let error = if e.is_timeout() {
+                    tracing::warn!(provider = %provider.name, error = %cause, "AI provider timed out; charging the worst case");
+                    ApiError::UpstreamTimeout(provider.name.clone())
+                } else {
+                    tracing::warn!(provider = %provider.name, error = %cause, "AI provider failed mid-request; charging the worst case");
+                    ApiError::UpstreamUnavailable(format!("{}: {cause}", provider.name))
+                };
+                settlement.charge_unanswered().await;
+                return Err(error);
+            }
+            Err(_) => {
+                tracing::warn!(provider = %provider.name, "AI provider timed out; charging the worst case");
+                settlement.charge_unanswered().await;
+                return Err(ApiError::UpstreamTimeout(provider.name.clone()));
+            }
         };
         let status = answer.status();
         if (status.as_u16() == 429 || status.is_server_error()) && i < last {
+            // It answered, and an answer that refuses is not billed.
+            settlement.not_sent();
             tracing::warn!(provider = %provider.name, status = status.as_u16(), "AI provider refused; trying the next one");
             continue;
         }
@@ -362,6 +390,7 @@ async fn forward(
         response.headers_mut().extend(limit_headers);
         return Ok(response);
     }
+    // Only connection errors get here: no provider saw the request.
     settlement.release().await;
     Err(failure)
 }
@@ -398,7 +427,8 @@ fn admitted(
 /// cannot hold is refused with the budget's code rather than clamped, so a client never gets
 /// an answer cut shorter than it asked for without being told. With both `max_tokens` and
 /// `max_completion_tokens`, the larger is reserved, whichever the provider reads; `n` and
-/// `best_of` (completions a provider generates, and bills, server-side) multiply it.
+/// `best_of` (completions a provider generates, and bills, server-side) multiply it, and so
+/// does the number of prompts of a completion request (each prompt gets its own `n` answers).
 fn bound_output(
     endpoint: Endpoint,
     request: &mut Map<String, Value>,
@@ -419,6 +449,10 @@ fn bound_output(
             choices = choices.max(n);
         }
     }
+    let prompts = match endpoint {
+        Endpoint::Completions => prompt_count(request.get("prompt"))?,
+        _ => 1,
+    };
     let per_choice = match limit {
         Some(n) => n,
         None => {
@@ -426,12 +460,14 @@ fn bound_output(
             default_max_tokens
         }
     };
-    Ok(per_choice.saturating_mul(choices))
+    Ok(per_choice.saturating_mul(choices).saturating_mul(prompts))
 }
 
-/// A field that bounds the output must be a whole number when present. `1e6`, `2.5`, `-1` or
-/// `"100"` are refused: a lenient provider may read them as a number we did not reserve.
-/// `null` means "not set" and is removed, so the bound the gateway adds is the only one.
+/// A field that bounds the output must be a whole number of at least 1 when present. `1e6`,
+/// `2.5`, `-1` or `"100"` are refused: a lenient provider may read them as a number we did not
+/// reserve. So is `0`: a provider may read it as "not set" and apply its own default, which
+/// nobody reserved (and a limit or count of 0 asks for nothing a provider would do). `null`
+/// means "not set" and is removed, so the bound the gateway adds is the only one.
 fn whole_number(request: &mut Map<String, Value>, field: &str) -> Result<Option<u64>, ApiError> {
     match request.get(field) {
         None => Ok(None),
@@ -439,13 +475,102 @@ fn whole_number(request: &mut Map<String, Value>, field: &str) -> Result<Option<
             request.remove(field);
             Ok(None)
         }
-        Some(value) => value.as_u64().map(Some).ok_or_else(|| {
+        Some(value) => value.as_u64().filter(|n| *n >= 1).map(Some).ok_or_else(|| {
             ApiError::invalid(format!(
-                "`{field}` must be a whole number of at least 0: it bounds what the request may \
-                 generate, which is reserved against the key's budgets before it is sent."
+                "`{field}` must be a whole number of at least 1: it bounds what the request \
+                 may generate, which is reserved against the key's budgets before it is sent."
             ))
         }),
     }
+}
+
+/// How many prompts a completion request's `prompt` holds; each is answered `n` times. A
+/// string, or one array of token ids, is one prompt; an array of strings or of token arrays is
+/// one prompt per element (an empty one is counted as one: the provider refuses it or answers
+/// its default prompt). Absent or `null`, the provider uses its default prompt: one. Anything
+/// else is refused, as the gateway could not say how many answers it asks for.
+fn prompt_count(prompt: Option<&Value>) -> Result<u64, ApiError> {
+    let refuse = || {
+        ApiError::invalid(
+            "`prompt` must be a string, an array of strings, an array of token ids or an array \
+             of token-id arrays: each prompt is answered, and reserved for, separately.",
+        )
+    };
+    match prompt {
+        None | Some(Value::Null) | Some(Value::String(_)) => Ok(1),
+        Some(Value::Array(items)) if items.iter().all(Value::is_number) => Ok(1),
+        Some(Value::Array(items)) => {
+            let prompts = items
+                .iter()
+                .all(|item| match item {
+                    Value::String(_) => true,
+                    Value::Array(tokens) => tokens.iter().all(Value::is_number),
+                    _ => false,
+                })
+                .then_some(items.len() as u64)
+                .ok_or_else(refuse)?;
+            Ok(prompts.max(1))
+        }
+        Some(_) => Err(refuse()),
+    }
+}
+
+/// Input tokens reserved for each image part of a chat message, whatever its URL or `detail`.
+///
+/// An image is billed by its pixels, not by the bytes of its URL, so the body's length does
+/// not bound it. 4,000 covers the largest image (high detail, after the provider's own
+/// downscaling) of the token-priced vision models: about 1,450 tokens on gpt-4o (85 + 8 tiles
+/// × 170), 1,300 on o1, about 3,800 on gpt-4.1-nano (1,536 patches × 2.46), about 1,600 on
+/// Claude and a few hundred on Gemini. One known model counts far more: gpt-4o-mini bills an
+/// image as up to about 48,000 tokens (its token price is ~33 times lower, so an image costs
+/// what it does on gpt-4o); there the provider's reported usage is charged as it is and the
+/// key's budget may go over by that one request (see `metering::charge`). A larger constant
+/// would hold, and charge on a timeout, ten times too much for every other model.
+const IMAGE_PART_TOKENS: u64 = 4_000;
+
+/// The input tokens to reserve: the body's bytes (byte-level tokenizers emit at most one token
+/// per byte of text) plus [`IMAGE_PART_TOKENS`] for each image part of a chat message.
+///
+/// Content parts the gateway cannot bound from the request are refused rather than guessed:
+/// `input_audio` (billed by its duration, at audio-token prices the gateway's prices do not
+/// have), `file` (a `file_id` names an upload of any size, a PDF becomes text and an image per
+/// page) and any type it does not know (a new kind of input, whose cost nobody here knows).
+/// `text` and `refusal` parts are text, bounded by their bytes.
+fn bound_input(
+    endpoint: Endpoint,
+    request: &Map<String, Value>,
+    body_len: usize,
+) -> Result<u64, ApiError> {
+    let mut images: u64 = 0;
+    if endpoint == Endpoint::ChatCompletions {
+        let messages = request.get("messages").and_then(Value::as_array);
+        let parts = messages
+            .into_iter()
+            .flatten()
+            .filter_map(|message| message.get("content").and_then(Value::as_array))
+            .flatten();
+        for part in parts {
+            match part.get("type").and_then(Value::as_str) {
+                Some("text" | "refusal") => {}
+                Some("image_url") => images = images.saturating_add(1),
+                Some(kind) => {
+                    return Err(ApiError::invalid(format!(
+                        "Content parts of type `{kind}` are not accepted by this gateway: their \
+                         cost cannot be bounded from the request, and every request reserves its \
+                         worst case before it is sent. Use `text` or `image_url` parts."
+                    )))
+                }
+                None => {
+                    return Err(ApiError::invalid(
+                        "Every content part must be an object with a `type` (`text` or \
+                         `image_url`): the gateway bounds each part's cost before the request \
+                         is sent.",
+                    ))
+                }
+            }
+        }
+    }
+    Ok((body_len as u64).saturating_add(images.saturating_mul(IMAGE_PART_TOKENS)))
 }
 
 /// The candidates whose upstream model (after the rule's or the provider's mapping) has a

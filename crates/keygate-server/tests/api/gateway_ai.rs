@@ -1,6 +1,7 @@
 //! Gateway mode, AI endpoints: the OpenAI wire format in and out, streaming chunk by chunk,
 //! metering equal to the provider's `usage`, budgets enforced before the provider is called,
-//! fallback on every failure kind (and never once bytes were streamed), and the weighted split.
+//! fallback on every failure kind that cannot have been billed (and never once bytes were
+//! streamed), and the weighted split.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -389,7 +390,6 @@ async fn fallback_moves_on_for_each_failure_kind_before_any_byte_is_sent() {
         Behavior::Status(500),
         Behavior::Status(503),
         Behavior::Status(429),
-        Behavior::Hang,
     ] {
         alpha.set(behavior.clone());
         let (a, b) = (alpha.hits(), beta.hits());
@@ -411,17 +411,34 @@ async fn fallback_moves_on_for_each_failure_kind_before_any_byte_is_sent() {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(beta.hits(), b);
 
-    for dead in ["dead", "closing"] {
-        let id = rule(
-            &app,
-            json!({"name": format!("{dead} then beta"), "mode": "fallback", "targets": [{"provider": dead}, {"provider": "beta"}]}),
-        )
-        .await;
-        let secret = key_with_rule(&app, &format!("via {dead}"), &id).await;
-        let reply = chat(&app, &secret, hello(json!({}))).await;
-        assert_eq!(reply.status, StatusCode::OK, "{dead}: {}", reply.body);
-        assert_eq!(reply.headers["keygate-provider"], "beta");
-    }
+    // A connection that could not be made sent nothing: the next provider is tried.
+    let id = rule(
+        &app,
+        json!({"name": "dead then beta", "mode": "fallback", "targets": [{"provider": "dead"}, {"provider": "beta"}]}),
+    )
+    .await;
+    let secret_via_dead = key_with_rule(&app, "via dead", &id).await;
+    let reply = chat(&app, &secret_via_dead, hello(json!({}))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.headers["keygate-provider"], "beta");
+
+    // A timeout or a connection broken after it was made may have reached the provider, which
+    // may bill it: the request is not sent (and billed) again elsewhere.
+    alpha.set(Behavior::Hang);
+    let b = beta.hits();
+    chat(&app, &secret, hello(json!({})))
+        .await
+        .assert_error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout");
+    let id = rule(
+        &app,
+        json!({"name": "closing then beta", "mode": "fallback", "targets": [{"provider": "closing"}, {"provider": "beta"}]}),
+    )
+    .await;
+    let secret_via_closing = key_with_rule(&app, "via closing", &id).await;
+    chat(&app, &secret_via_closing, hello(json!({})))
+        .await
+        .assert_error(StatusCode::BAD_GATEWAY, "upstream_unavailable");
+    assert_eq!(beta.hits(), b);
 
     // Once the stream started, the request belongs to that provider: no second attempt.
     alpha.set(Behavior::BreakStream);

@@ -1,8 +1,10 @@
 //! Regression tests for issue #15, the AI gateway's items: the reservation is a true upper
 //! bound and is priced by the model actually called (8), the key is checked before the body is
 //! read (9), every admitted request is charged exactly once, legacy keys included (10), and
-//! nothing identifying the operator's provider account reaches a customer (low). Each test
-//! failed on the code before the fix. Run all with
+//! nothing identifying the operator's provider account reaches a customer (low); and, from
+//! the review of that fix, a request that may have reached a provider is charged and never
+//! sent to a second one, and every request shape (prompt arrays, image parts, zero limits) is
+//! bounded or refused. Each test failed on the code before its fix. Run all with
 //! `cargo test -p keygate-server --test api security`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +17,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::gateway_ai::{chat, consumption};
+use crate::gateway_ai::{ai_app, chat, consumption, AiSetup};
 use crate::helpers::{Reply, Spawn, TestApp};
 use crate::upstream::{Behavior, Provider, PROVIDER_HEADERS};
 
@@ -780,4 +782,227 @@ async fn security_ai_provider_headers_never_reach_the_client() {
         );
         check(&format!("error {status}"), &reply.headers);
     }
+}
+
+// --- Review of the #15 fix: a request that may have reached a provider is charged and never
+// --- sent to a second one; every shape of request is bounded ---------------------------------
+
+#[tokio::test]
+async fn security_ai_a_request_that_may_have_reached_a_provider_is_charged_and_not_retried() {
+    let AiSetup { app, alpha, beta } = ai_app().await;
+    let rule_for = |first: &str| {
+        json!({"name": format!("{first} then beta"), "mode": "fallback",
+               "targets": [{"provider": first}, {"provider": "beta"}]})
+    };
+    let body = hello("gpt-test", json!({"max_tokens": 5}));
+    let bytes = serde_json::to_vec(&body).expect("json").len() as i64;
+    // The worst case at gpt-test's $2 / $8: the body's bytes in, 5 tokens out.
+    let worst = (bytes + 5, bytes * 2 + 40);
+
+    // alpha (timeout 500 ms) hangs: it may be generating, and billing, all along. The client
+    // gets 504 and pays the worst case; beta is never asked to do (and bill) it again.
+    alpha.set(Behavior::Hang);
+    let rule = app
+        .post("/v1/routing-rules", &app.owner_token, rule_for("alpha"))
+        .await;
+    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
+    let rule_id = rule.body["id"].as_str().expect("id");
+    let (key_id, secret) = budget_key(&app, "slow", roomy(), Some(rule_id)).await;
+    let reply = chat(&app, &secret, body.clone()).await;
+    reply.assert_error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout");
+    assert_eq!((alpha.hits(), beta.hits()), (1, 0), "no second provider");
+    assert_eq!(consumption(&app, &key_id, worst).await, worst);
+    // Exactly once: nothing more arrives later.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(consumption(&app, &key_id, worst).await, worst);
+
+    // A connection that breaks after it was made: the request may have been read. 502, the
+    // worst case, no second provider.
+    let rule = app
+        .post("/v1/routing-rules", &app.owner_token, rule_for("closing"))
+        .await;
+    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
+    let rule_id = rule.body["id"].as_str().expect("id");
+    let (key_id, secret) = budget_key(&app, "broken", roomy(), Some(rule_id)).await;
+    let reply = chat(&app, &secret, body.clone()).await;
+    reply.assert_error(StatusCode::BAD_GATEWAY, "upstream_unavailable");
+    assert_eq!(beta.hits(), 0, "no second provider");
+    assert_eq!(consumption(&app, &key_id, worst).await, worst);
+
+    // A connection that could not be made sent nothing: the next provider serves it, and the
+    // key pays what beta reports (11 + 7 tokens), once.
+    let rule = app
+        .post("/v1/routing-rules", &app.owner_token, rule_for("dead"))
+        .await;
+    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
+    let rule_id = rule.body["id"].as_str().expect("id");
+    let (key_id, secret) = budget_key(&app, "refused", roomy(), Some(rule_id)).await;
+    let reply = chat(&app, &secret, body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.headers["keygate-provider"], "beta");
+    assert_eq!(consumption(&app, &key_id, (18, 78)).await, (18, 78));
+}
+
+#[tokio::test]
+async fn security_ai_every_prompt_of_a_completion_is_reserved() {
+    let Setup { app, alpha, .. } = setup().await;
+    // 300 tokens: room for one prompt's 50-token answer, not for five prompts'.
+    let (_, secret) = budget_key(
+        &app,
+        "prompts",
+        json!({"token_limit": {"limit": 300, "reset": "never"}}),
+        None,
+    )
+    .await;
+    let completion = |prompt: Value, extra: Value| {
+        let mut body = json!({"model": "instruct-test", "prompt": prompt, "max_tokens": 50});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        body
+    };
+    let hits = alpha.hits();
+    for (prompt, extra) in [
+        (json!(["a", "b", "c", "d", "e"]), json!({})),
+        (json!([[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]]), json!({})),
+        // Prompts and completions per prompt multiply: 2 × 3 × 50.
+        (json!(["a", "b"]), json!({"n": 3})),
+        (json!(["a", "b"]), json!({"best_of": 3})),
+    ] {
+        let reply = post_ai(&app, "/v1/completions", &secret, completion(prompt, extra)).await;
+        reply.assert_error(StatusCode::TOO_MANY_REQUESTS, "token_limit_reached");
+    }
+    assert_eq!(
+        alpha.hits(),
+        hits,
+        "a request the budget cannot hold is never sent"
+    );
+
+    // A prompt the gateway cannot count is refused before any provider sees it.
+    for prompt in [
+        json!({"text": "a"}),
+        json!(5),
+        json!(true),
+        json!([{"a": 1}]),
+    ] {
+        let reply = post_ai(
+            &app,
+            "/v1/completions",
+            &secret,
+            completion(prompt.clone(), json!({})),
+        )
+        .await;
+        reply.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    assert_eq!(alpha.hits(), hits);
+
+    // One token array is one prompt, as is a one-element array or a plain string.
+    for prompt in [
+        json!([1, 2, 3, 4, 5]),
+        json!(["a"]),
+        json!([[1, 2]]),
+        json!("a"),
+    ] {
+        let reply = post_ai(
+            &app,
+            "/v1/completions",
+            &secret,
+            completion(prompt.clone(), json!({})),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{prompt}: {}", reply.body);
+    }
+}
+
+#[tokio::test]
+async fn security_ai_non_text_content_parts_are_reserved_or_refused() {
+    let Setup { app, alpha, .. } = setup().await;
+    // 6,000 tokens: room for one image's fixed 4,000-token allowance, not for two.
+    let (_, secret) = budget_key(
+        &app,
+        "images",
+        json!({"token_limit": {"limit": 6_000, "reset": "never"}}),
+        None,
+    )
+    .await;
+    let asking = |parts: Value| {
+        json!({"model": "gpt-test", "max_tokens": 5,
+               "messages": [{"role": "user", "content": parts}]})
+    };
+    let image = json!({"type": "image_url", "image_url": {"url": "https://example.com/a.png"}});
+    let text = json!({"type": "text", "text": "what is this?"});
+    let hits = alpha.hits();
+    let reply = chat(&app, &secret, asking(json!([text, image, image]))).await;
+    reply.assert_error(StatusCode::TOO_MANY_REQUESTS, "token_limit_reached");
+    assert_eq!(
+        alpha.hits(),
+        hits,
+        "a request the budget cannot hold is never sent"
+    );
+
+    // Parts whose cost cannot be bounded from the request are refused, naming the type.
+    for (kind, part) in [
+        (
+            "input_audio",
+            json!({"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}),
+        ),
+        (
+            "file",
+            json!({"type": "file", "file": {"file_id": "file-abc"}}),
+        ),
+        (
+            "video_url",
+            json!({"type": "video_url", "video_url": {"url": "https://x/v.mp4"}}),
+        ),
+        ("type", json!({"text": "no type"})),
+        ("type", json!("a bare string")),
+    ] {
+        let reply = chat(&app, &secret, asking(json!([text, part]))).await;
+        reply.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+        let message = reply.body["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains(kind), "{kind}: {message}");
+    }
+    assert_eq!(alpha.hits(), hits);
+
+    // One image fits, and goes to the provider as it was sent; text and refusal parts are
+    // bounded by their bytes.
+    let reply = chat(&app, &secret, asking(json!([text, image]))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(alpha.last_body()["messages"][0]["content"][1], image);
+    let reply = chat(
+        &app,
+        &secret,
+        json!({"model": "gpt-test", "max_tokens": 5, "messages": [
+            {"role": "user", "content": [text]},
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]},
+            {"role": "user", "content": "please"}
+        ]}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn security_ai_a_zero_output_limit_or_count_is_refused() {
+    let Setup { app, alpha, .. } = setup().await;
+    let (_, secret) = budget_key(&app, "zeros", roomy(), None).await;
+    let hits = alpha.hits();
+    // A provider may read 0 as "not set" and apply its own default, which nobody reserved.
+    for zero in ["max_tokens", "max_completion_tokens", "n"] {
+        let reply = chat(&app, &secret, hello("gpt-test", json!({ zero: 0 }))).await;
+        reply.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+        let message = reply.body["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains(zero), "{zero}: {message}");
+    }
+    for zero in ["max_tokens", "n", "best_of"] {
+        let reply = post_ai(
+            &app,
+            "/v1/completions",
+            &secret,
+            json!({"model": "instruct-test", "prompt": "hi", zero: 0}),
+        )
+        .await;
+        reply.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    assert_eq!(alpha.hits(), hits);
 }
