@@ -1,4 +1,5 @@
-//! Human durations ("30d", "90d", "1y", "24h") for key expiry and rotation grace periods.
+//! Human durations ("30d", "90d", "1y", "24h") for key expiry and rotation grace periods, and
+//! the one reader of written durations ([`split_duration`]) every other duration setting uses.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -19,23 +20,70 @@ pub enum ExpiryError {
     Both,
 }
 
-/// Parses "30d" and friends. A year is 365 days: expiry is a security bound, not a calendar.
-pub fn parse_duration(text: &str) -> Result<Duration, ExpiryError> {
+/// The unit of a written duration. Every duration Keygate reads — key expiry, grace periods,
+/// rate windows, reservation TTLs, the gateway's timeouts — is a whole number followed by one
+/// of these, read by [`split_duration`]; each reader then says which units it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationUnit {
+    /// `ms`
+    Millis,
+    /// `s`
+    Seconds,
+    /// `m` or `min`
+    Minutes,
+    /// `h`
+    Hours,
+    /// `d`
+    Days,
+    /// `w`
+    Weeks,
+    /// `y`: 365 days. Expiry is a security bound, not a calendar.
+    Years,
+}
+
+impl DurationUnit {
+    /// The unit's length in milliseconds.
+    pub const fn millis(self) -> u64 {
+        match self {
+            DurationUnit::Millis => 1,
+            DurationUnit::Seconds => 1_000,
+            DurationUnit::Minutes => 60_000,
+            DurationUnit::Hours => 3_600_000,
+            DurationUnit::Days => 86_400_000,
+            DurationUnit::Weeks => 7 * 86_400_000,
+            DurationUnit::Years => 365 * 86_400_000,
+        }
+    }
+}
+
+/// Reads `"<digits><unit>"` (surrounding whitespace ignored) into the number and its unit;
+/// `None` when the text has another shape or the number does not fit a `u64`.
+pub fn split_duration(text: &str) -> Option<(u64, DurationUnit)> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or(ExpiryError::BadDuration)?;
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (digits, unit) = text.split_at(split);
-    let n: i64 = digits.parse().map_err(|_| ExpiryError::BadDuration)?;
-    let unit_secs: i64 = match unit {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        "y" => 365 * 86_400,
-        _ => return Err(ExpiryError::BadDuration),
+    let n: u64 = digits.parse().ok()?;
+    let unit = match unit {
+        "ms" => DurationUnit::Millis,
+        "s" => DurationUnit::Seconds,
+        "m" | "min" => DurationUnit::Minutes,
+        "h" => DurationUnit::Hours,
+        "d" => DurationUnit::Days,
+        "w" => DurationUnit::Weeks,
+        "y" => DurationUnit::Years,
+        _ => return None,
     };
+    Some((n, unit))
+}
+
+/// Parses "30d" and friends in whole seconds (units s to y; no `ms`), from 1 second to 100
+/// years.
+pub fn parse_duration(text: &str) -> Result<Duration, ExpiryError> {
+    let (n, unit) = split_duration(text)
+        .filter(|(_, unit)| *unit != DurationUnit::Millis)
+        .ok_or(ExpiryError::BadDuration)?;
+    let n = i64::try_from(n).map_err(|_| ExpiryError::BadDuration)?;
+    let unit_secs = (unit.millis() / 1_000) as i64;
     let secs = n.checked_mul(unit_secs).ok_or(ExpiryError::OutOfRange)?;
     if secs <= 0 || secs > 100 * 365 * 86_400 {
         return Err(ExpiryError::OutOfRange);
@@ -86,6 +134,13 @@ mod tests {
             parse_duration("999999999999y"),
             Err(ExpiryError::OutOfRange)
         );
+        assert_eq!(parse_duration("500ms"), Err(ExpiryError::BadDuration));
+        assert_eq!(
+            parse_duration("99999999999999999999s"),
+            Err(ExpiryError::BadDuration)
+        );
+        assert_eq!(split_duration(" 500ms "), Some((500, DurationUnit::Millis)));
+        assert_eq!(split_duration("2min"), Some((2, DurationUnit::Minutes)));
     }
 
     #[test]

@@ -1,9 +1,7 @@
 //! Public identifiers: a type prefix and 20 base62 characters (`key_…`, `ws_…`, `req_…`), so an
 //! id pasted into a support ticket says what it names.
 
-use rand::Rng;
-
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+use crate::base62;
 
 /// A new random id with the given type prefix (without the underscore).
 pub fn new_id(kind: &str) -> String {
@@ -11,9 +9,7 @@ pub fn new_id(kind: &str) -> String {
     let mut id = String::with_capacity(kind.len() + 21);
     id.push_str(kind);
     id.push('_');
-    for _ in 0..20 {
-        id.push(BASE62[rng.gen_range(0..62)] as char);
-    }
+    base62::push_random(&mut id, &mut rng, 20);
     id
 }
 
@@ -36,10 +32,8 @@ pub fn request_id_at(millis: u64) -> String {
     let mut rng = rand::thread_rng();
     let mut id = String::with_capacity(24);
     id.push_str("req_");
-    push_millis(&mut id, millis);
-    for _ in 0..20 - TIME_DIGITS {
-        id.push(BASE62[rng.gen_range(0..62)] as char);
-    }
+    base62::push_fixed(&mut id, millis, TIME_DIGITS);
+    base62::push_random(&mut id, &mut rng, 20 - TIME_DIGITS);
     id
 }
 
@@ -48,18 +42,8 @@ pub fn request_id_at(millis: u64) -> String {
 pub fn request_id_floor(millis: u64) -> String {
     let mut id = String::with_capacity(4 + TIME_DIGITS);
     id.push_str("req_");
-    push_millis(&mut id, millis);
+    base62::push_fixed(&mut id, millis, TIME_DIGITS);
     id
-}
-
-fn push_millis(id: &mut String, millis: u64) {
-    let mut digits = [b'0'; TIME_DIGITS];
-    let mut rest = millis;
-    for digit in digits.iter_mut().rev() {
-        *digit = BASE62[(rest % 62) as usize];
-        rest /= 62;
-    }
-    id.extend(digits.iter().map(|&b| b as char));
 }
 
 /// The Unix time in milliseconds a request id from [`new_request_id`] was made at; `None` for
@@ -69,15 +53,7 @@ pub fn request_id_millis(id: &str) -> Option<u64> {
     if rest.len() != 20 {
         return None;
     }
-    rest.bytes().take(TIME_DIGITS).try_fold(0u64, |acc, b| {
-        let digit = match b {
-            b'0'..=b'9' => b - b'0',
-            b'A'..=b'Z' => b - b'A' + 10,
-            b'a'..=b'z' => b - b'a' + 36,
-            _ => return None,
-        };
-        Some(acc * 62 + u64::from(digit))
-    })
+    base62::decode(&rest.as_bytes()[..TIME_DIGITS])
 }
 
 /// Whether a string could be an id of the given kind; used to answer 404 early and cheaply.

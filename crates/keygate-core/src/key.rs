@@ -10,10 +10,10 @@
 use std::fmt;
 
 use rand::rngs::OsRng;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+use crate::base62;
+
 /// Characters of randomness in a key body.
 pub const RANDOM_LEN: usize = 26;
 /// Characters of checksum at the end of a key body (62^6 > 2^32, so a CRC32 fits).
@@ -133,11 +133,9 @@ impl PlainKey {
         key.push('_');
         key.push_str(&env.0);
         key.push('_');
-        for _ in 0..RANDOM_LEN {
-            key.push(BASE62[rng.gen_range(0..62)] as char);
-        }
+        base62::push_random(&mut key, &mut rng, RANDOM_LEN);
         let crc = crc32fast::hash(key.as_bytes());
-        push_checksum(&mut key, crc);
+        base62::push_fixed(&mut key, u64::from(crc), CHECKSUM_LEN);
         Self(key)
     }
 
@@ -161,27 +159,6 @@ impl PlainKey {
 impl fmt::Debug for PlainKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PlainKey({})", self.display())
-    }
-}
-
-fn push_checksum(key: &mut String, crc: u32) {
-    let mut digits = [b'0'; CHECKSUM_LEN];
-    let mut n = crc;
-    for slot in digits.iter_mut().rev() {
-        *slot = BASE62[(n % 62) as usize];
-        n /= 62;
-    }
-    for d in digits {
-        key.push(d as char);
-    }
-}
-
-fn base62_value(b: u8) -> Option<u32> {
-    match b {
-        b'0'..=b'9' => Some(u32::from(b - b'0')),
-        b'A'..=b'Z' => Some(u32::from(b - b'A') + 10),
-        b'a'..=b'z' => Some(u32::from(b - b'a') + 36),
-        _ => None,
     }
 }
 
@@ -222,7 +199,7 @@ fn native_shape(key: &str) -> Option<(&str, &str, &str)> {
         && (1..=12).contains(&env.len())
         && is_lower_alnum(env)
         && body.len() == BODY_LEN
-        && body.bytes().all(|b| base62_value(b).is_some());
+        && body.bytes().all(|b| base62::digit(b).is_some());
     native.then_some((prefix, env, body))
 }
 
@@ -254,11 +231,9 @@ impl<'a> ParsedKey<'a> {
             return Self::foreign(key);
         };
         let (signed, checksum) = key.split_at(key.len() - CHECKSUM_LEN);
-        let mut expected: u64 = 0;
-        for b in checksum.bytes() {
-            expected = expected * 62 + u64::from(base62_value(b).unwrap_or(0));
-        }
-        if u64::from(crc32fast::hash(signed.as_bytes())) == expected {
+        if base62::decode(checksum.as_bytes())
+            == Some(u64::from(crc32fast::hash(signed.as_bytes())))
+        {
             Ok(ParsedKey::Native { prefix, env })
         } else {
             Err(KeyFormatError::BadChecksum)
@@ -294,6 +269,20 @@ mod tests {
                 Ok(ParsedKey::Native { prefix: "kg", env })
             );
         }
+    }
+
+    #[test]
+    fn the_checksum_of_issued_keys_never_changes() {
+        // Computed outside this code (CRC32, 6 base62 digits, most significant first): keys
+        // issued by any version must keep parsing.
+        let issued = "kg_live_abcdefghijklmnopqrstuvwxyz1dLeFc";
+        assert_eq!(
+            ParsedKey::parse(issued),
+            Ok(ParsedKey::Native {
+                prefix: "kg",
+                env: "live"
+            })
+        );
     }
 
     #[test]

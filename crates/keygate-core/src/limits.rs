@@ -10,9 +10,12 @@ use crate::expiry::parse_duration;
 use crate::money::Micros;
 
 /// At most `limit` requests in any rolling window of `window_secs` seconds.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateWindow {
+    /// At least 1.
+    #[cfg_attr(feature = "schema", schema(minimum = 1))]
     pub limit: u64,
     #[serde(rename = "window")]
     pub window: WindowLength,
@@ -79,6 +82,7 @@ impl<'de> Deserialize<'de> for WindowLength {
 }
 
 /// When a token or cost budget starts again. Calendar periods are in UTC.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ResetPeriod {
@@ -130,6 +134,7 @@ fn midnight(day: NaiveDate) -> DateTime<Utc> {
 }
 
 /// A token budget per reset period.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenLimit {
@@ -139,6 +144,7 @@ pub struct TokenLimit {
 }
 
 /// A cost budget (USD) per reset period.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CostLimit {
@@ -148,10 +154,13 @@ pub struct CostLimit {
 }
 
 /// Every limit a key can carry. An empty `rate_limits` means "the workspace default".
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyLimits {
+    /// At most 10 windows, all of which must pass.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schema(max_items = 10))]
     pub rate_limits: Vec<RateWindow>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_limit: Option<TokenLimit>,

@@ -12,6 +12,7 @@ use crate::limits::{KeyLimits, RateWindow};
 use crate::money::Micros;
 
 /// A tenant: its own keys, projects, members and limits; invisible to every other workspace.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workspace {
     pub id: String,
@@ -29,6 +30,7 @@ pub struct Workspace {
 }
 
 /// A project inside a workspace; keys may be scoped to some projects.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
     pub id: String,
@@ -40,6 +42,7 @@ pub struct Project {
 /// What a member may do. Which role may call which route is the table in
 /// [`crate::access`]; the roles are ordered by trust only for owners, editors and viewers —
 /// a service member is not "above" a viewer, it may do different things.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -81,6 +84,7 @@ impl fmt::Display for Role {
 }
 
 /// A person (or a CI job) with a management token.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     pub id: String,
@@ -93,6 +97,7 @@ pub struct Member {
 }
 
 /// A key's status. Revoked is final; disabled is a reversible toggle.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
@@ -159,6 +164,7 @@ impl Scope {
 }
 
 /// An API key as stored and shown: everything but its secret.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKey {
     pub id: String,
@@ -170,6 +176,7 @@ pub struct ApiKey {
     pub permissions: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub status: KeyStatus,
+    #[cfg_attr(feature = "schema", schema(value_type = Object))]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub limits: KeyLimits,
     pub routing_rule_id: Option<String>,

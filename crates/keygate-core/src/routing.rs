@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// How a rule spreads requests over its targets.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RoutingMode {
@@ -24,17 +25,21 @@ pub enum RoutingMode {
 }
 
 /// One provider a rule may send a request to.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingTarget {
     /// A provider name from the gateway config.
+    #[cfg_attr(feature = "schema", schema(schema_with = crate::schema::provider_schema))]
     pub provider: String,
     /// Share of traffic in `split` mode (any positive integers: 70/30, 7/3). Ignored by
     /// `fallback`.
     #[serde(default = "default_weight")]
+    #[cfg_attr(feature = "schema", schema(schema_with = crate::schema::weight_schema))]
     pub weight: u32,
     /// Requested model → this provider's name for it. Unlisted models are sent as requested.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "schema", schema(schema_with = crate::schema::model_map_schema))]
     pub models: BTreeMap<String, String>,
 }
 
@@ -44,6 +49,7 @@ fn default_weight() -> u32 {
 
 /// A workspace's routing rule. At most one per workspace is its default (`default: true`),
 /// used for keys that have no rule of their own.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoutingRule {
     pub id: String,

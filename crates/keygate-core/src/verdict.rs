@@ -76,6 +76,17 @@ impl Denial {
         }
     }
 
+    /// The denial with this [`code`](Denial::code), if any.
+    pub fn from_code(code: &str) -> Option<Denial> {
+        Self::ALL.into_iter().find(|d| d.code() == code)
+    }
+
+    /// Whether the key did not authenticate (the 401s): these attempts are the ones kept as
+    /// failed authentication for the audit trail.
+    pub fn is_authentication_failure(self) -> bool {
+        self.status() == 401
+    }
+
     /// A sentence a person can act on.
     pub fn message(self) -> &'static str {
         match self {
@@ -109,6 +120,13 @@ mod tests {
         for d in Denial::ALL {
             assert!(matches!(d.status(), 401 | 402 | 403 | 429 | 503));
             assert!(!d.message().is_empty());
+            assert_eq!(Denial::from_code(d.code()), Some(d));
         }
+        assert_eq!(Denial::from_code("valid"), None);
+        let failed: Vec<_> = Denial::ALL
+            .into_iter()
+            .filter(|d| d.is_authentication_failure())
+            .collect();
+        assert_eq!(failed, &Denial::ALL[..6]);
     }
 }

@@ -1,4 +1,4 @@
-//! The verification decision, in the one order PRODUCT.md fixes:
+//! The verification decision, in the one order `docs/design.md` §3 fixes:
 //! missing/malformed → unknown/revoked/disabled/expired → forbidden → rate → token/cost →
 //! spend cap → credits. This module holds the steps that need no counters; the limit steps
 //! (everything from "rate" on) are asked of the limiter by the server's pipeline, in order,

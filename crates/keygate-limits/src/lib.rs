@@ -9,9 +9,10 @@
 //! The design decisions a reader must know:
 //!
 //! * **Check-then-consume is one atomic step.** Every limit of a request is checked in the
-//!   PRODUCT.md order and, only if all pass, every one is consumed, under one lock (memory) or
-//!   inside one Lua script (Redis, one round trip). A denial consumes nothing. Splitting the
-//!   check from the consumption would let concurrent requests all see "one left" and overspend.
+//!   order of `docs/design.md` §3 and, only if all pass, every one is consumed, under one lock
+//!   (memory) or inside one Lua script (Redis, one round trip). A denial consumes nothing.
+//!   Splitting the check from the consumption would let concurrent requests all see "one
+//!   left" and overspend.
 //! * **Rate windows are exact up to a limit of 1,000, bucketed above.** A rolling window keeps
 //!   a log of `(time, requests)` entries, oldest first (a deque in memory, a sorted set in
 //!   Redis), so "60 per minute" holds over *any* 60-second interval. For a window whose limit
@@ -67,9 +68,10 @@ pub use crate::redis::RedisLimiter;
 /// Counts and enforces every limit of a key and its workspace.
 #[async_trait]
 pub trait Limiter: Send + Sync + 'static {
-    /// Checks every limit in the PRODUCT.md order (rate windows → token/cost limit → daily
-    /// spend cap → workspace credits) and, only if all pass, consumes atomically: one request
-    /// on every rate window, plus `tokens`/`cost` on the budgets. A denial consumes nothing.
+    /// Checks every limit in the order of `docs/design.md` §3 (rate windows → token/cost
+    /// limit → daily spend cap → workspace credits) and, only if all pass, consumes atomically:
+    /// one request on every rate window, plus `tokens`/`cost` on the budgets. A denial consumes
+    /// nothing.
     async fn admit(&self, req: &Admission) -> Result<Decision, LimiterError>;
 
     /// Like [`Limiter::admit`], but `tokens`/`cost` are held rather than spent, until

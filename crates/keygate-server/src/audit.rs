@@ -2,9 +2,7 @@
 //! that changed, and from where (source IP, user agent, request id). The store writes the entry
 //! in the same transaction as the change.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header::USER_AGENT;
 use axum::http::request::Parts;
 use keygate_core::ids;
@@ -13,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::peer_ip;
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
@@ -28,10 +27,7 @@ impl FromRequestParts<AppState> for Origin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
-        let source_ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+        let source_ip = peer_ip(&parts.extensions);
         let user_agent = parts
             .headers
             .get(USER_AGENT)

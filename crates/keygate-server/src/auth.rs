@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -16,6 +15,7 @@ use keygate_core::model::{Member, Workspace};
 use keygate_core::{EnvTag, KeyPrefix, ParsedKey, PlainKey};
 
 use crate::error::ApiError;
+use crate::extract::bearer_token;
 use crate::routes::Operation;
 use crate::state::AppState;
 
@@ -62,13 +62,6 @@ pub async fn authorize(
     next.run(Request::from_parts(parts, body)).await
 }
 
-/// The Bearer token of a request, if any.
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -76,7 +69,7 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(caller.clone());
         }
-        let token = bearer(parts).ok_or(ApiError::Unauthenticated(
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthenticated(
             "Send a management token as `Authorization: Bearer <token>` (created by `keygate bootstrap` or by an owner).",
         ))?;
         match ParsedKey::parse(token) {

@@ -9,14 +9,16 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use keygate_api::error::ErrorCode;
 use keygate_core::Denial;
 use keygate_limits::LimiterError;
 use keygate_store::{ConflictKind, StoreError};
 
-/// What a client is told, before the request id is added.
+/// What a client is told, before the request id is added. The code becomes its string (the
+/// one on the wire) only when the body is serialised.
 #[derive(Debug, Clone)]
 pub struct ErrorBody {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -50,9 +52,9 @@ pub enum ApiError {
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("conflict: {message}")]
-    Conflict { code: &'static str, message: String },
-    #[error("idempotency: {0}")]
-    Idempotency(&'static str, &'static str),
+    Conflict { code: ErrorCode, message: String },
+    #[error("idempotency: {0:?}")]
+    Idempotency(ErrorCode, &'static str),
     /// The limiter cannot be reached: fail closed.
     #[error("limiter unavailable: {0}")]
     LimiterUnavailable(String),
@@ -105,93 +107,97 @@ impl ApiError {
 
     fn status_and_body(&self) -> (StatusCode, ErrorBody) {
         use ApiError::*;
-        let (status, code, message): (u16, &'static str, String) = match self {
-            Unauthenticated(why) => (401, "unauthenticated", (*why).to_string()),
+        let (status, code, message): (u16, ErrorCode, String) = match self {
+            Unauthenticated(why) => (401, ErrorCode::Unauthenticated, (*why).to_string()),
             RoleForbidden { role, action } => (
                 403,
-                "insufficient_role",
+                ErrorCode::InsufficientRole,
                 format!("A member with the {role} role cannot {action}. Ask an owner."),
             ),
-            Denied(denial, _) => (denial.status(), denial.code(), denial.message().to_string()),
+            Denied(denial, _) => (
+                denial.status(),
+                ErrorCode::from(*denial),
+                denial.message().to_string(),
+            ),
             NotFound(what) => (
                 404,
-                "not_found",
+                ErrorCode::NotFound,
                 format!("No {what} with that id exists in this workspace."),
             ),
             NoRoute => (
                 404,
-                "not_found",
+                ErrorCode::NotFound,
                 "No such endpoint. See /openapi.json for the API.".to_string(),
             ),
             MethodNotAllowed => (
                 405,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "This endpoint does not accept that HTTP method.".to_string(),
             ),
-            Invalid(message) => (400, "invalid_request", message.clone()),
-            BadJson(message) => (400, "invalid_json", message.clone()),
+            Invalid(message) => (400, ErrorCode::InvalidRequest, message.clone()),
+            BadJson(message) => (400, ErrorCode::InvalidJson, message.clone()),
             TooLarge => (
                 413,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 "The request body is too large (the limit is 1 MiB).".to_string(),
             ),
             UnsupportedMediaType => (
                 415,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "Send the body as JSON with `Content-Type: application/json`.".to_string(),
             ),
-            Conflict { code, message } => (409, code, message.clone()),
+            Conflict { code, message } => (409, *code, message.clone()),
             Idempotency(code, message) => (
-                if *code == "idempotency_key_in_use" {
+                if *code == ErrorCode::IdempotencyKeyInUse {
                     409
                 } else {
                     422
                 },
-                code,
+                *code,
                 (*message).to_string(),
             ),
             LimiterUnavailable(_) => (
                 503,
-                Denial::LimiterUnavailable.code(),
+                ErrorCode::from(Denial::LimiterUnavailable),
                 Denial::LimiterUnavailable.message().to_string(),
             ),
             UpstreamUnavailable(_) => (
                 502,
-                "upstream_unavailable",
+                ErrorCode::UpstreamUnavailable,
                 "The service behind this gateway could not be reached. Retry later, and quote the request id if it persists."
                     .to_string(),
             ),
             UpstreamTimeout(_) => (
                 504,
-                "upstream_timeout",
+                ErrorCode::UpstreamTimeout,
                 "The service behind this gateway did not answer in time. Retry later, and quote the request id if it persists."
                     .to_string(),
             ),
             ModelNotFound(model) => (
                 404,
-                "model_not_found",
+                ErrorCode::ModelNotFound,
                 format!("The model {model:?} is not offered here. GET /v1/models lists the models you can use."),
             ),
             RequestTooLarge(limit) => (
                 413,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!("The request body is too large (the limit is {limit} bytes)."),
             ),
             InvalidPath => (
                 400,
-                "invalid_path",
+                ErrorCode::InvalidPath,
                 "The request path is not accepted: it must not contain `.` or `..` segments, empty segments, encoded slashes, backslashes or percent signs, or control characters."
                     .to_string(),
             ),
-            InvalidBody(why) => (400, "invalid_body", why.clone()),
+            InvalidBody(why) => (400, ErrorCode::InvalidBody, why.clone()),
             BodyTimeout => (
                 408,
-                "request_timeout",
+                ErrorCode::RequestTimeout,
                 "The request body stopped arriving before it was complete.".to_string(),
             ),
             Internal(_) => (
                 500,
-                "internal_error",
+                ErrorCode::InternalError,
                 "Something went wrong on our side. Retry, and quote the request id if it persists."
                     .to_string(),
             ),
@@ -228,24 +234,24 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound => ApiError::NotFound("record"),
             StoreError::Conflict(ConflictKind::Name) => ApiError::Conflict {
-                code: "name_taken",
+                code: ErrorCode::NameTaken,
                 message: "That name is already used in this workspace. Pick another name."
                     .into(),
             },
             StoreError::Conflict(ConflictKind::ActiveKey) => ApiError::Conflict {
-                code: "active_key_exists",
+                code: ErrorCode::ActiveKeyExists,
                 message: "This workspace allows one active key per environment and one is active. Rotate it, or disable or revoke it first.".into(),
             },
             StoreError::Conflict(ConflictKind::LastOwner) => ApiError::Conflict {
-                code: "last_owner",
+                code: ErrorCode::LastOwner,
                 message: "This is the workspace's last owner. Add another owner first.".into(),
             },
             StoreError::Conflict(ConflictKind::Id) => ApiError::Conflict {
-                code: "already_exists",
+                code: ErrorCode::AlreadyExists,
                 message: "A record with that id already exists.".into(),
             },
             StoreError::VersionConflict => ApiError::Conflict {
-                code: "concurrent_change",
+                code: ErrorCode::ConcurrentChange,
                 message: "The record was changed by another request at the same time. Read it again and retry.".into(),
             },
             StoreError::BadCursor => ApiError::invalid(

@@ -110,13 +110,13 @@ async fn run(
         }
         IdempotencyBegin::InProgress => {
             return Err(ApiError::Idempotency(
-                "idempotency_key_in_use",
+                keygate_api::error::ErrorCode::IdempotencyKeyInUse,
                 "A request with this Idempotency-Key is still being processed. Retry in a moment.",
             ))
         }
         IdempotencyBegin::Mismatch => {
             return Err(ApiError::Idempotency(
-                "idempotency_key_reused",
+                keygate_api::error::ErrorCode::IdempotencyKeyReused,
                 "This Idempotency-Key was already used for a different request. Use a new key for a new request.",
             ))
         }

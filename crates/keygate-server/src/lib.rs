@@ -1,10 +1,25 @@
-//! Keygate's HTTP server: the management API under `/v1`, verify mode, and (later) the
-//! gateway, over the store and limiter crates.
+//! Keygate's HTTP server: the management API under `/v1`, verify mode and gateway mode (a
+//! reverse proxy and an OpenAI-compatible AI gateway), over the store and limiter crates.
 //!
 //! A request enters through `routes::router` (request id → panic guard → body limit →
-//! idempotency → handler). Whether a key may make a request is decided in one place,
-//! [`pipeline::verify`]; management handlers live in `routes/`, one file per resource.
-//! The binary builds [`ServerSettings`], calls [`prepare`] and then [`serve`].
+//! authenticate and authorize → idempotency → handler; gateway routes skip the management
+//! layers). Whether a key may make a request is decided in one place, [`pipeline::check`],
+//! which verify mode, reservations and both gateways call; management handlers live in
+//! `routes/`, one file per resource, and the gateway in `gateway/`. The binary builds
+//! [`ServerSettings`], calls [`prepare`] and then [`serve`].
+//!
+//! The decisions a reader must know (each explained in `docs/design.md`):
+//!
+//! * **Authenticate before any work** (§4): the caller's token and role are checked before a
+//!   body is read, an idempotent answer replayed or a row written.
+//! * **Caches never serve a change's old state** (§8): keys, members and workspaces are cached
+//!   per node and invalidated before a change is acknowledged, and across nodes through Redis.
+//! * **Usage is recorded off the request path** (§9): a full buffer drops and counts events
+//!   rather than slow a request; a crash loses at most one flush interval of usage, never an
+//!   audit row.
+//! * **Limits fail closed** (§6): when the limiter cannot be reached, the answer is 503.
+//! * **One error type answers every failure** ([`error::ApiError`]): a stable `code`, a status
+//!   and a message a person can act on; a 5xx body says nothing internal, the cause is logged.
 
 pub mod audit;
 pub mod auth;
@@ -99,7 +114,10 @@ pub async fn prepare(
         gateway: settings
             .gateway
             .clone()
-            .map(|config| gateway::Gateway::new(config, settings.key_cache_ttl))
+            .map(|config| {
+                config.check_reserved(&routes::reserved_paths())?;
+                gateway::Gateway::new(config, settings.key_cache_ttl)
+            })
             .transpose()?,
     });
     Ok((state, bootstrapped))

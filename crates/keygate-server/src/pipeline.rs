@@ -1,12 +1,19 @@
 //! The verification pipeline shared by verify mode and the gateway:
 //! authenticate → authorize → limit. This is the one place that decides whether a key may
-//! make a request; the order of checks is PRODUCT.md's table.
+//! make a request; the order of checks is the table of `docs/design.md` §3.
 //!
-//! Every request comes through a door that says whose keys it takes: verify mode takes only
-//! the caller's workspace's keys ([`verify`]); a gateway route takes the workspaces its config
-//! names ([`verify_route`]) — there is no door open to every workspace by default. A project
-//! requirement is met only by a project of the key's own workspace, so `Scope::All` means "all
-//! of my workspace's projects", never "any project id".
+//! Every handler that checks a key — `POST /v1/keys/verify`, `POST /v1/reservations`, the
+//! proxy and the AI gateway — calls one function, [`check`]: it runs the checks, records the
+//! request's usage once and builds the `RateLimit-*`/`Retry-After` headers once, and returns
+//! the verdict with them ([`Checked`]). A handler only builds its [`Attempt`] and turns the
+//! verdict into its own answer (a 200 body in verify mode, [`Checked::admitted`] in the
+//! gateway), so verify mode and the gateway refuse, count and record the same way.
+//!
+//! Every request comes through a [`Door`] that says whose keys it takes: verify mode takes
+//! only the caller's workspace's keys; a gateway route takes the workspaces its config names
+//! — there is no door open to every workspace by default. A project requirement is met only
+//! by a project of the key's own workspace, so `Scope::All` means "all of my workspace's
+//! projects", never "any project id".
 //!
 //! Steps that need no I/O come first (`classify`), so a malformed key costs no lookup. The key
 //! lookup goes through a coherent cache (`cache.rs`), so a hot key costs no database round
@@ -16,14 +23,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use keygate_core::limits::RateWindow;
 use keygate_core::model::{KeyMatch, Project, Workspace};
 use keygate_core::verify::{check_key, classify, Requirement};
 use keygate_core::{Denial, Micros, ParsedKey, PlainKey};
-use keygate_limits::{Admission, Decision, Subject};
+use keygate_limits::{Admission, Decision, LimitKind, Subject};
 
 use crate::error::ApiError;
 use crate::state::{AppState, KeyMatches, LegacyKeys};
+use crate::usage::UsageContext;
 
 /// How the limiter should treat this request's consumption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,22 +102,166 @@ impl Workspaces {
     }
 }
 
-/// Whose keys a request may present.
+/// Whose keys a request may present, and so whose usage it is.
 #[derive(Debug, Clone, Copy)]
-enum Door<'a> {
-    /// Verify mode: the caller's workspace; a key of any other workspace is unknown there.
+pub enum Door<'a> {
+    /// Verify mode: the caller's workspace; a key of any other workspace is unknown there, and
+    /// every attempt (an unknown key's too) is the caller's usage.
     Caller(&'a Workspace),
-    /// Gateway: the workspaces a route serves; a key of another workspace is forbidden.
+    /// Gateway: the workspaces a route serves (from its config); a key of another workspace is
+    /// refused `forbidden` before anything is counted against it. An attempt whose key was not
+    /// identified belongs to no workspace and is not recorded.
     Route(&'a Workspaces),
 }
 
 /// No workspace at all: what a caller without one gets (see [`verify`]).
 const NOBODY: &Workspaces = &Workspaces::Listed(Vec::new());
 
-/// Runs the checks for `attempt` in verify mode. `workspace` is the caller's workspace: a key
-/// of any other workspace is unknown there. `None` admits no key: a caller that serves keys of
-/// other workspaces says which through [`verify_route`]. `Err` is for system failures only
-/// (store down, limiter down, an unknown policy name).
+/// A checked request: the verdict, and the headers that go on whatever answers it.
+#[derive(Debug)]
+pub struct Checked {
+    pub outcome: Outcome,
+    /// `RateLimit-Limit/Remaining/Reset` when limits were checked, `Retry-After` when refused
+    /// by one of them.
+    pub headers: HeaderMap,
+}
+
+/// What a gateway handler carries on with once its request is admitted.
+#[derive(Debug)]
+pub struct Admitted {
+    pub key: Arc<KeyMatch>,
+    /// The limiter's hold, for a `Consumption::Reserve` check.
+    pub reservation_id: Option<String>,
+    /// The limit headers, for the answer.
+    pub headers: HeaderMap,
+}
+
+impl Checked {
+    /// Seconds until a refused request may be retried, when a limit says.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.outcome
+            .decision
+            .as_ref()
+            .and_then(|d| d.retry_after_secs)
+    }
+
+    /// The gateway's reading of the verdict: the admitted key, or the refusal to answer with
+    /// (the denial's status and error body, with the limit headers).
+    #[expect(
+        clippy::result_large_err,
+        reason = "the error is the response to send, built once per refused request"
+    )]
+    pub fn admitted(self) -> Result<Admitted, Response> {
+        let retry = self.retry_after();
+        match (self.outcome.denial, self.outcome.key) {
+            (None, Some(key)) => Ok(Admitted {
+                key,
+                reservation_id: self.outcome.decision.and_then(|d| d.reservation_id),
+                headers: self.headers,
+            }),
+            (denial, _) => {
+                let denial = denial.unwrap_or(Denial::InvalidApiKey);
+                Err((self.headers, ApiError::Denied(denial, retry)).into_response())
+            }
+        }
+    }
+}
+
+/// Checks one request, the one way every handler does: runs the checks for `attempt` at
+/// `door`, records its usage with `usage` (once), and builds its limit headers (once).
+/// `Err` is for system failures only (store down, limiter down, an unknown policy name);
+/// nothing is recorded for those.
+///
+/// What is recorded: a refusal, consuming nothing; an admitted `Admit` with the tokens and cost
+/// it consumed; an admitted `Reserve` in verify mode as a request without tokens or cost (a
+/// hold is not spending, and `POST /v1/reservations/{id}/settle` records nothing). Not
+/// recorded here: an admitted `Authenticate` (the consuming check that follows is the
+/// request), and an admitted `Reserve` at a gateway route, which the AI gateway's settlement
+/// (`gateway::metering::Settlement`) records once with what was charged.
+pub async fn check(
+    state: &AppState,
+    door: Door<'_>,
+    attempt: &Attempt<'_>,
+    usage: &UsageContext,
+) -> Result<Checked, ApiError> {
+    let outcome = run(state, door, attempt).await?;
+    let now = state.clock.now();
+    record(state, door, attempt, usage, &outcome, now);
+    let mut headers = HeaderMap::new();
+    if let Some(decision) = &outcome.decision {
+        rate_limit_headers(decision, &mut headers, now);
+    }
+    Ok(Checked { outcome, headers })
+}
+
+/// Hands the usage event of a checked request to the recorder (see [`check`]).
+fn record(
+    state: &AppState,
+    door: Door<'_>,
+    attempt: &Attempt<'_>,
+    usage: &UsageContext,
+    outcome: &Outcome,
+    at: DateTime<Utc>,
+) {
+    let admitted = outcome.denial.is_none();
+    let (tokens, cost) = match attempt.consumption {
+        Consumption::Authenticate if admitted => return,
+        Consumption::Reserve { .. } if admitted && matches!(door, Door::Route(_)) => return,
+        Consumption::Admit if admitted => (attempt.tokens, attempt.cost),
+        _ => (0, Micros::ZERO),
+    };
+    let found = outcome.key.as_deref();
+    let workspace_id = match (door, found) {
+        (_, Some(found)) => found.key.workspace_id.as_str(),
+        (Door::Caller(workspace), None) => workspace.id.as_str(),
+        (Door::Route(_), None) => return,
+    };
+    let mut event = usage.event(
+        at,
+        workspace_id,
+        found.map(|f| f.key.id.as_str()),
+        outcome.denial.into(),
+        tokens,
+        cost,
+    );
+    if let (Door::Caller(_), Some(found)) = (door, found) {
+        // Verify mode has always logged an identified key by its own display form (what the
+        // key list shows); the gateway logs the form of the secret presented (during a
+        // rotation's grace period, the old one). Kept apart so neither request log changes.
+        event.key_display = Some(found.key.display.clone());
+    }
+    state.usage.record(event);
+}
+
+/// `RateLimit-Limit/Remaining/Reset` for the tightest request window (the one with the fewest
+/// requests remaining), and `Retry-After` when refused.
+fn rate_limit_headers(decision: &Decision, headers: &mut HeaderMap, now: DateTime<Utc>) {
+    let tightest = decision
+        .limits
+        .iter()
+        .filter(|l| matches!(l.kind, LimitKind::Rate { .. }))
+        .min_by_key(|l| l.remaining);
+    if let Some(limit) = tightest {
+        let reset = limit
+            .reset_at
+            .map(|at| ((at - now).num_milliseconds().max(0) as u64).div_ceil(1000))
+            .unwrap_or(0);
+        headers.insert("ratelimit-limit", HeaderValue::from(limit.limit.max(0)));
+        headers.insert(
+            "ratelimit-remaining",
+            HeaderValue::from(limit.remaining.max(0)),
+        );
+        headers.insert("ratelimit-reset", HeaderValue::from(reset));
+    }
+    if let (Some(_), Some(retry)) = (decision.denial, decision.retry_after_secs) {
+        headers.insert("retry-after", HeaderValue::from(retry));
+    }
+}
+
+/// Runs the checks for `attempt` in verify mode and nothing else: no usage is recorded and no
+/// headers are built (handlers call [`check`]; this is the bare decision, for benchmarks).
+/// `workspace` is the caller's workspace: a key of any other workspace is unknown there.
+/// `None` admits no key. `Err` is for system failures only.
 pub async fn verify(
     state: &AppState,
     workspace: Option<&Workspace>,
@@ -114,16 +269,6 @@ pub async fn verify(
 ) -> Result<Outcome, ApiError> {
     let door = workspace.map_or(Door::Route(NOBODY), Door::Caller);
     run(state, door, attempt).await
-}
-
-/// Runs the checks for `attempt` at a gateway route that serves `workspaces`: a key of any
-/// other workspace is refused as `forbidden` before anything is counted against it.
-pub async fn verify_route(
-    state: &AppState,
-    workspaces: &Workspaces,
-    attempt: &Attempt<'_>,
-) -> Result<Outcome, ApiError> {
-    run(state, Door::Route(workspaces), attempt).await
 }
 
 async fn run(state: &AppState, door: Door<'_>, attempt: &Attempt<'_>) -> Result<Outcome, ApiError> {

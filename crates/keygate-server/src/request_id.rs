@@ -12,6 +12,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use keygate_api::error::{ErrorDetail, ErrorResponse};
 use keygate_core::ids;
 
 use crate::error::ErrorBody;
@@ -30,9 +31,13 @@ pub async fn assign_request_id(mut request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
 
     if let Some(error) = response.extensions_mut().remove::<ErrorBody>() {
-        let body = serde_json::json!({
-            "error": {"code": error.code, "message": error.message, "request_id": id}
-        });
+        let body = ErrorResponse {
+            error: ErrorDetail {
+                code: error.code,
+                message: error.message,
+                request_id: id.clone(),
+            },
+        };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -45,17 +45,61 @@ pub struct UsageEvent {
     /// The route (gateway) or the caller's `operation` (verify mode).
     pub operation: String,
     pub project: Option<String>,
-    /// `valid`, a denial code, or [`REPORTED`].
-    pub outcome: &'static str,
+    pub outcome: UsageOutcome,
     pub tokens: u64,
     pub cost: Micros,
     /// Where the request came from, when known.
     pub source_ip: Option<String>,
 }
 
-/// The outcome of usage reported after the fact (`POST /v1/usage`): its tokens and cost are
-/// counted, but it is not a request of its own (the verification before it was).
-pub const REPORTED: &str = "reported";
+/// What became of a request, as its usage is counted. Stored and served as its code
+/// ([`UsageOutcome::as_str`]): `valid`, the denial's code, or `reported`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UsageOutcome {
+    /// The key was admitted.
+    Valid,
+    /// The key was refused.
+    Denied(Denial),
+    /// Usage reported after the fact (`POST /v1/usage`): its tokens and cost are counted, but
+    /// it is not a request of its own (the verification before it was).
+    Reported,
+}
+
+impl UsageOutcome {
+    /// The stored and wire form; a denial's is its code (`keygate_core::Denial::code`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageOutcome::Valid => "valid",
+            UsageOutcome::Denied(denial) => denial.code(),
+            UsageOutcome::Reported => "reported",
+        }
+    }
+
+    /// Reads a stored outcome back; `None` for a code this version does not know.
+    pub fn parse(stored: &str) -> Option<Self> {
+        match stored {
+            "valid" => Some(UsageOutcome::Valid),
+            "reported" => Some(UsageOutcome::Reported),
+            code => Denial::from_code(code).map(UsageOutcome::Denied),
+        }
+    }
+
+    /// The denial, when the key did not authenticate (the 401s): those attempts are aggregated
+    /// as failed ones instead of logged one by one.
+    fn auth_failure(self) -> Option<Denial> {
+        match self {
+            UsageOutcome::Denied(denial) if denial.is_authentication_failure() => Some(denial),
+            _ => None,
+        }
+    }
+}
+
+impl From<Option<Denial>> for UsageOutcome {
+    /// A check's verdict: no denial is `Valid`.
+    fn from(denial: Option<Denial>) -> Self {
+        denial.map_or(UsageOutcome::Valid, UsageOutcome::Denied)
+    }
+}
 
 /// The operation recorded when a verify-mode caller names none.
 pub const DEFAULT_OPERATION: &str = "verify";
@@ -100,20 +144,68 @@ impl Default for UsageSettings {
     }
 }
 
-/// What verify mode knows about a check besides its outcome, for [`UsageRecorder::record_check`].
-#[derive(Debug, Clone, Copy)]
-pub struct CheckContext<'a> {
-    pub request_id: &'a str,
-    /// The caller's workspace (a key of another workspace is unknown there).
-    pub workspace_id: &'a str,
-    /// The key as presented, for the display form of a key that was not identified.
-    pub presented: Option<&'a str>,
-    pub operation: &'a str,
-    pub project: Option<&'a str>,
-    pub source_ip: Option<&'a str>,
-    /// Tokens and cost consumed if the check passes (a refused check consumes nothing).
-    pub tokens: u64,
-    pub cost: Micros,
+/// What one request's usage is recorded with besides its key, outcome and amounts: built once
+/// by the handler, used by `pipeline::check` and, for an AI request, by the settlement that
+/// records it once its usage is known. Every [`UsageEvent`] is made by
+/// [`UsageContext::event`], so verify mode and the gateway record the same way.
+#[derive(Debug, Clone)]
+pub struct UsageContext {
+    pub request_id: String,
+    /// The route (gateway) or the caller's `operation` (verify mode).
+    pub operation: String,
+    pub project: Option<String>,
+    /// Where the request came from, when known.
+    pub source_ip: Option<String>,
+    /// Display form of the key as presented (`None` when none, or only blanks, was sent);
+    /// never the secret.
+    pub key_display: Option<String>,
+}
+
+impl UsageContext {
+    /// The context of a request that presented `presented` (the raw key, if any).
+    pub fn new(
+        request_id: String,
+        operation: String,
+        project: Option<String>,
+        source_ip: Option<String>,
+        presented: Option<&str>,
+    ) -> Self {
+        Self {
+            request_id,
+            operation,
+            project,
+            source_ip,
+            key_display: presented
+                .filter(|k| !k.trim().is_empty())
+                .map(keygate_core::key::display_form),
+        }
+    }
+
+    /// The event for this request, made by `key_id` (`None`: no key was identified) of
+    /// `workspace_id`, shown as the presented key's display form.
+    pub fn event(
+        &self,
+        at: DateTime<Utc>,
+        workspace_id: &str,
+        key_id: Option<&str>,
+        outcome: UsageOutcome,
+        tokens: u64,
+        cost: Micros,
+    ) -> UsageEvent {
+        UsageEvent {
+            request_id: self.request_id.clone(),
+            workspace_id: workspace_id.to_owned(),
+            key_id: key_id.map(str::to_owned),
+            key_display: self.key_display.clone(),
+            at,
+            operation: self.operation.clone(),
+            project: self.project.clone(),
+            outcome,
+            tokens,
+            cost,
+            source_ip: self.source_ip.clone(),
+        }
+    }
 }
 
 /// The caller's `operation`, or [`DEFAULT_OPERATION`]; bounded (see
@@ -213,10 +305,6 @@ impl UsageRecorder {
         }
     }
 
-    pub fn settings(&self) -> &UsageSettings {
-        &self.settings
-    }
-
     /// Queues an event; never blocks, never fails the request. A full buffer drops the event
     /// and counts it.
     pub fn record(&self, event: UsageEvent) {
@@ -232,43 +320,6 @@ impl UsageRecorder {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
-    }
-
-    /// Records a verify-mode check (`/v1/keys/verify`, `/v1/reservations`) with its outcome.
-    pub fn record_check(
-        &self,
-        at: DateTime<Utc>,
-        check: &CheckContext<'_>,
-        outcome: &crate::pipeline::Outcome,
-    ) {
-        if self.sender.is_none() {
-            return;
-        }
-        let key = outcome.key.as_deref().map(|found| &found.key);
-        let key_display = match key {
-            Some(key) => Some(key.display.clone()),
-            None => check
-                .presented
-                .filter(|k| !k.trim().is_empty())
-                .map(keygate_core::key::display_form),
-        };
-        let (tokens, cost) = match outcome.denial {
-            None => (check.tokens, check.cost),
-            Some(_) => (0, Micros::ZERO),
-        };
-        self.record(UsageEvent {
-            request_id: check.request_id.to_owned(),
-            workspace_id: check.workspace_id.to_owned(),
-            key_id: key.map(|k| k.id.clone()),
-            key_display,
-            at,
-            operation: check.operation.to_owned(),
-            project: check.project.map(str::to_owned),
-            outcome: outcome.denial.map_or("valid", |d| d.code()),
-            tokens,
-            cost,
-            source_ip: check.source_ip.map(str::to_owned),
-        });
     }
 
     /// Events waiting in the buffer.
@@ -448,20 +499,6 @@ impl Flusher {
     }
 }
 
-/// Whether a denial code means the key did not authenticate (401).
-fn is_auth_failure(outcome: &str) -> bool {
-    [
-        Denial::MissingApiKey,
-        Denial::MalformedApiKey,
-        Denial::InvalidApiKey,
-        Denial::Revoked,
-        Denial::Disabled,
-        Denial::Expired,
-    ]
-    .iter()
-    .any(|d| d.code() == outcome)
-}
-
 struct FlushSide {
     receiver: Option<mpsc::Receiver<UsageEvent>>,
     pending: Pending,
@@ -476,7 +513,7 @@ struct RollupKey {
     day: NaiveDate,
     operation: String,
     project: Option<String>,
-    outcome: &'static str,
+    outcome: UsageOutcome,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -490,7 +527,7 @@ struct Counters {
 struct FailureKey {
     key_display: String,
     source_ip: Option<String>,
-    code: &'static str,
+    code: Denial,
 }
 
 /// Events drained but not yet written, already summed.
@@ -512,8 +549,10 @@ impl Pending {
         groups: &mut HashMap<(String, DateTime<Utc>), HashSet<FailureKey>>,
     ) {
         self.events += 1;
-        if is_auth_failure(event.outcome) && !event.workspace_id.is_empty() {
-            self.add_failure(&event, groups);
+        if let Some(denial) = event.outcome.auth_failure() {
+            if !event.workspace_id.is_empty() {
+                self.add_failure(&event, denial, groups);
+            }
         }
         let Some(key_id) = event.key_id else {
             // Unidentified attempts belong to no key: counted above, not logged one by one.
@@ -552,7 +591,7 @@ impl Pending {
             bucket.len() - 1
         });
         let counters = &mut bucket[index].1;
-        if event.outcome != REPORTED {
+        if event.outcome != UsageOutcome::Reported {
             counters.requests += 1;
         }
         counters.tokens = counters.tokens.saturating_add(event.tokens);
@@ -565,7 +604,7 @@ impl Pending {
             at: event.at,
             operation: event.operation,
             project: event.project,
-            outcome: event.outcome.to_owned(),
+            outcome: event.outcome.as_str().to_owned(),
             tokens: event.tokens,
             cost: event.cost,
             source_ip: event.source_ip,
@@ -575,6 +614,7 @@ impl Pending {
     fn add_failure(
         &mut self,
         event: &UsageEvent,
+        denial: Denial,
         groups: &mut HashMap<(String, DateTime<Utc>), HashSet<FailureKey>>,
     ) {
         let hour = event
@@ -588,7 +628,7 @@ impl Pending {
         let mut key = FailureKey {
             key_display: event.key_display.clone().unwrap_or_default(),
             source_ip: event.source_ip.clone(),
-            code: event.outcome,
+            code: denial,
         };
         let seen = groups
             .entry((event.workspace_id.clone(), hour))
@@ -610,7 +650,7 @@ impl Pending {
                 hour,
                 key_display: key.key_display.clone(),
                 source_ip: key.source_ip.clone(),
-                code: key.code.to_owned(),
+                code: key.code.code().to_owned(),
                 attempts: 0,
                 first_seen: event.at,
                 last_seen: event.at,
@@ -634,7 +674,7 @@ impl Pending {
                     day: k.day,
                     operation: k.operation.clone(),
                     project: k.project.clone(),
-                    outcome: k.outcome.to_owned(),
+                    outcome: k.outcome.as_str().to_owned(),
                     requests: c.requests,
                     tokens: c.tokens,
                     cost: c.cost,
@@ -650,7 +690,7 @@ impl Pending {
 mod tests {
     use super::*;
 
-    fn event(n: u32, outcome: &'static str, key: Option<&str>) -> UsageEvent {
+    fn event(n: u32, outcome: UsageOutcome, key: Option<&str>) -> UsageEvent {
         UsageEvent {
             request_id: format!("req_{n}"),
             workspace_id: "ws_1".into(),
@@ -671,9 +711,9 @@ mod tests {
         let mut pending = Pending::default();
         let mut groups = HashMap::new();
         for n in 0..3 {
-            pending.add(event(n, "valid", Some("key_a")), &mut groups);
+            pending.add(event(n, UsageOutcome::Valid, Some("key_a")), &mut groups);
         }
-        pending.add(event(3, REPORTED, Some("key_a")), &mut groups);
+        pending.add(event(3, UsageOutcome::Reported, Some("key_a")), &mut groups);
         let batch = pending.to_batch();
         assert_eq!(pending.requests.len(), 4);
         let valid = batch
@@ -688,10 +728,30 @@ mod tests {
         let reported = batch
             .rollups
             .iter()
-            .find(|r| r.outcome == REPORTED)
+            .find(|r| r.outcome == "reported")
             .expect("reported rollup");
         assert_eq!(reported.requests, 0, "reported usage is not a request");
         assert!(batch.auth_failures.is_empty());
+    }
+
+    #[test]
+    fn outcomes_are_stored_as_their_codes_and_read_back() {
+        assert_eq!(UsageOutcome::Valid.as_str(), "valid");
+        assert_eq!(UsageOutcome::Reported.as_str(), "reported");
+        let all = [UsageOutcome::Valid, UsageOutcome::Reported]
+            .into_iter()
+            .chain(Denial::ALL.into_iter().map(UsageOutcome::Denied));
+        for outcome in all {
+            assert_eq!(UsageOutcome::parse(outcome.as_str()), Some(outcome));
+        }
+        for denial in Denial::ALL {
+            assert_eq!(UsageOutcome::Denied(denial).as_str(), denial.code());
+        }
+        let failed = |d| UsageOutcome::Denied(d).auth_failure().is_some();
+        assert!(failed(Denial::Revoked) && failed(Denial::MissingApiKey));
+        assert!(!failed(Denial::Forbidden) && !failed(Denial::RateLimited));
+        assert_eq!(UsageOutcome::Valid.auth_failure(), None);
+        assert_eq!(UsageOutcome::parse("no_such_code"), None);
     }
 
     #[test]
@@ -700,7 +760,7 @@ mod tests {
         let mut groups = HashMap::new();
         let flood = MAX_FAILURE_GROUPS_PER_HOUR as u32 + 100;
         for n in 0..flood {
-            let mut e = event(n, "invalid_api_key", None);
+            let mut e = event(n, UsageOutcome::Denied(Denial::InvalidApiKey), None);
             e.at = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
             pending.add(e, &mut groups);
         }
@@ -732,7 +792,7 @@ mod tests {
             },
         );
         for n in 0..10 {
-            recorder.record(event(n, "valid", Some("key_a")));
+            recorder.record(event(n, UsageOutcome::Valid, Some("key_a")));
         }
         assert_eq!(recorder.depth(), 4);
         assert_eq!(recorder.stats.dropped.load(Ordering::Relaxed), 6);
@@ -750,7 +810,7 @@ mod tests {
     #[test]
     fn a_disabled_recorder_takes_nothing() {
         let recorder = UsageRecorder::default();
-        recorder.record(event(1, "valid", Some("key_a")));
+        recorder.record(event(1, UsageOutcome::Valid, Some("key_a")));
         assert_eq!(recorder.depth(), 0);
     }
 }

@@ -34,8 +34,7 @@ fn opt_time(column: &str, ms: Option<i64>) -> StoreResult<Option<DateTime<Utc>>>
 }
 
 pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Database(format!("could not encode a value as JSON: {e}")))
+    serde_json::to_string(value).map_err(StoreError::Encode)
 }
 
 fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {

@@ -1,6 +1,7 @@
 //! The store's one error type. `RowNotFound` becomes [`StoreError::NotFound`]; unique-index
 //! violations become [`StoreError::Conflict`] with what collided; everything else is
-//! `Database`, whose text is for logs only (the server never shows it to a client).
+//! `Database`, which keeps the `sqlx::Error` as its source and whose text is for logs only (the
+//! server never shows it to a client).
 
 /// What collided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,12 +24,23 @@ pub enum StoreError {
     Conflict(ConflictKind),
     #[error("the record was changed by another request")]
     VersionConflict,
+    /// The database failed: connection, I/O, a statement.
     #[error("database error: {0}")]
-    Database(String),
+    Database(#[source] sqlx::Error),
+    /// A file of the SQLite store could not be created or made private.
+    #[error("database error: cannot {action} {path}: {source}")]
+    File {
+        action: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    /// A value could not be encoded as JSON for storage.
+    #[error("database error: could not encode a value as JSON: {0}")]
+    Encode(#[source] serde_json::Error),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
     #[error("migration failed: {0}")]
-    Migration(String),
+    Migration(#[source] sqlx::migrate::MigrateError),
     #[error("unsupported database URL: {0}")]
     UnsupportedUrl(String),
     /// A pagination cursor that this store did not hand out (the server answers 400).

@@ -6,6 +6,18 @@
 //! Keys are saved whole with an optimistic version check: the server applies a lifecycle
 //! transition to an [`ApiKey`] (pure code in `keygate-core`) and the store persists it only if
 //! nobody changed the key in between.
+//!
+//! Also decided here:
+//!
+//! * **One error type** ([`StoreError`]): `RowNotFound` and foreign-key misses become
+//!   `NotFound`, unique violations a typed `Conflict`, everything else `Database` with the
+//!   `sqlx::Error` as its source. A row of another workspace is `NotFound`, never "forbidden".
+//! * **Usage is written in batches** ([`Store::record_usage`]): one all-or-nothing transaction
+//!   per flush, so a retried flush never counts twice (`docs/design.md` §9).
+//! * **Only hashes are stored** (`docs/design.md` §2); an SQLite file is created 0600.
+//! * **One conformance suite** (`tests/conformance`) runs every scenario on SQLite and, when
+//!   `KEYGATE_TEST_DATABASE_URL` is set, on PostgreSQL; the `test-support` feature shares its
+//!   PostgreSQL test databases with the server's tests.
 
 mod codec;
 mod database_url;
@@ -13,6 +25,8 @@ mod error;
 mod postgres;
 mod sql;
 mod sqlite;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod types;
 
 pub use error::{ConflictKind, StoreError, StoreResult};

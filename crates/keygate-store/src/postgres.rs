@@ -24,7 +24,7 @@ pub(crate) async fn open(url: &str) -> StoreResult<SqlStore> {
     sqlx::migrate!("./migrations/postgres")
         .run(&pool)
         .await
-        .map_err(|e| StoreError::Migration(e.to_string()))?;
+        .map_err(StoreError::Migration)?;
     Ok(SqlStore {
         backend: Backend::Postgres,
         read: pool.clone(),

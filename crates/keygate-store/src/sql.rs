@@ -54,18 +54,17 @@ pub(crate) struct SqlStore {
 pub(crate) fn db_error(error: sqlx::Error) -> StoreError {
     match error {
         sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::Database(e) => match e.kind() {
-            ErrorKind::UniqueViolation => {
-                StoreError::Conflict(conflict_kind(e.constraint().unwrap_or(e.message())))
-            }
-            // Every foreign key points at the parent a row belongs to (workspace, key).
-            ErrorKind::ForeignKeyViolation => StoreError::NotFound,
-            _ => StoreError::Database(e.to_string()),
-        },
+        sqlx::Error::Database(ref e) if matches!(e.kind(), ErrorKind::UniqueViolation) => {
+            StoreError::Conflict(conflict_kind(e.constraint().unwrap_or(e.message())))
+        }
+        // Every foreign key points at the parent a row belongs to (workspace, key).
+        sqlx::Error::Database(ref e) if matches!(e.kind(), ErrorKind::ForeignKeyViolation) => {
+            StoreError::NotFound
+        }
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::Decode(_)
         | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(error.to_string()),
-        other => StoreError::Database(other.to_string()),
+        other => StoreError::Database(other),
     }
 }
 

@@ -46,14 +46,17 @@ pub(crate) async fn open(target: &SqliteTarget) -> StoreResult<SqlStore> {
     sqlx::migrate!("./migrations/sqlite")
         .run(&store.write)
         .await
-        .map_err(|e| StoreError::Migration(e.to_string()))?;
+        .map_err(StoreError::Migration)?;
     Ok(store)
 }
 
 async fn open_file(path: &Path) -> StoreResult<SqlStore> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::File {
+            action: "create",
+            path: dir.display().to_string(),
+            source,
+        })?;
     }
     make_private(path)?;
     // `Any` connects from a URL; sqlx builds one that percent-encodes odd file names and
@@ -85,8 +88,10 @@ async fn open_file(path: &Path) -> StoreResult<SqlStore> {
 #[cfg(unix)]
 fn make_private(path: &Path) -> StoreResult<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let fail = |e: std::io::Error| {
-        StoreError::Database(format!("cannot make {} private: {e}", path.display()))
+    let fail = |source: std::io::Error| StoreError::File {
+        action: "make private",
+        path: path.display().to_string(),
+        source,
     };
     std::fs::OpenOptions::new()
         .write(true)

@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keygate_core::expiry::{split_duration, DurationUnit};
 use keygate_core::Micros;
 use serde::Deserialize;
 
@@ -34,13 +35,79 @@ pub enum ConfigError {
     },
     #[error("the gateway config is not valid TOML for Keygate: {0}")]
     Syntax(String),
-    #[error("{0}")]
-    Invalid(String),
+    /// One entry of the file is not acceptable; `entry` names it so the message points at the
+    /// line to fix (`[[proxy]] #2 (prefix "/x")`, `[ai] reservation_ttl`).
+    #[error("{entry}: {problem}")]
+    Entry { entry: String, problem: EntryError },
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
 }
 
-fn invalid(message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid(message.into())
+impl ConfigError {
+    /// Blames `problem` on the entry named `entry`.
+    fn entry(entry: impl Into<String>) -> impl FnOnce(EntryError) -> ConfigError {
+        let entry = entry.into();
+        move |problem| ConfigError::Entry { entry, problem }
+    }
 }
+
+/// What is wrong with one entry of the config file.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    #[error("{0:?} is not a duration such as \"500ms\", \"30s\" or \"2m\"")]
+    BadDuration(String),
+    #[error("`workspaces` is missing: {}", WORKSPACES_HINT)]
+    WorkspacesMissing,
+    #[error("workspaces = {0:?} is not valid: write \"*\" or a list, e.g. [{0:?}]")]
+    WorkspacesWord(String),
+    #[error("workspaces mixes \"*\" with workspace ids: write one or the other")]
+    WorkspacesMixed,
+    #[error("workspaces = [] admits nobody: {}", WORKSPACES_HINT)]
+    WorkspacesEmpty,
+    #[error("{0:?} in workspaces is not a workspace id (ws_ and letters, digits, _ or -)")]
+    NotAWorkspaceId(String),
+    #[error(
+        "prefix {0:?} must be a literal path such as \"/proxy/billing\": starting with /, \
+         not ending with /, no . or .. segments, letters, digits and -._~ only"
+    )]
+    PrefixNotLiteral(String),
+    #[error(
+        "prefix {prefix} would shadow Keygate's own {taken}; mount the upstream elsewhere, \
+         e.g. under /proxy/"
+    )]
+    PrefixShadows { prefix: String, taken: String },
+    #[error("prefix {0} is configured twice")]
+    PrefixTwice(String),
+    #[error("upstream URL {url:?} is not valid: {source}")]
+    BadUrl {
+        url: String,
+        source: <reqwest::Url as std::str::FromStr>::Err,
+    },
+    #[error("upstream URL {0:?} must be http:// or https:// with a host and no query")]
+    UrlNotHttp(String),
+    #[error("every provider needs a name")]
+    ProviderUnnamed,
+    #[error("the name is used twice")]
+    ProviderTwice,
+    #[error("the environment variable {0} (api_key_env) is not set")]
+    MissingEnv(String),
+    #[error(
+        "model {0:?} has no price; add [ai.prices.\"{0}\"] with input and output dollars per \
+         million tokens (\"0\" for free)"
+    )]
+    Unpriced(String),
+    /// Requests are charged by the model actually called, so what a model is mapped to needs a
+    /// price too.
+    #[error(
+        "model_map sends {from:?} to {to:?}, which has no price; requests are charged by the \
+         model actually called, so add [ai.prices.\"{to}\"]"
+    )]
+    MappedToUnpriced { from: String, to: String },
+}
+
+const WORKSPACES_HINT: &str = "name the workspaces whose keys may use it, e.g. workspaces = \
+                               [\"ws_…\"], or write workspaces = \"*\" for a route shared by \
+                               every workspace";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,28 +179,6 @@ struct PriceFile {
 fn yes() -> bool {
     true
 }
-
-/// Paths of the management API and the AI gateway. A proxy prefix may not equal, contain or
-/// fall under any of them, so the gateway can never shadow a management route.
-const RESERVED: &[&str] = &[
-    "/v1/keys",
-    "/v1/projects",
-    "/v1/members",
-    "/v1/me",
-    "/v1/workspace",
-    "/v1/usage",
-    "/v1/audit",
-    "/v1/reservations",
-    "/v1/routing-rules",
-    "/v1/chat",
-    "/v1/completions",
-    "/v1/embeddings",
-    "/v1/models",
-    "/healthz",
-    "/metrics",
-    "/openapi.json",
-    "/dashboard",
-];
 
 /// The whole gateway configuration, checked.
 #[derive(Debug, Clone, Default)]
@@ -251,6 +296,31 @@ impl Price {
 impl GatewayConfig {
     /// Reads and checks a config file. `env` looks up the environment variables that hold
     /// provider credentials (the binary passes `std::env::var`; tests pass a map).
+    /// Refuses a proxy prefix that equals, contains or falls under one of Keygate's own paths
+    /// (`reserved`, from the router's table), so the gateway can never shadow a management
+    /// route.
+    pub fn check_reserved(&self, reserved: &[String]) -> Result<(), ConfigError> {
+        let under = |path: &str, parent: &str| {
+            path == parent
+                || path
+                    .strip_prefix(parent)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        for route in &self.proxy {
+            let prefix = route.prefix.as_str();
+            if let Some(taken) = reserved
+                .iter()
+                .find(|r| under(prefix, r) || under(r, prefix))
+            {
+                return Err(ConfigError::entry("[[proxy]]")(EntryError::PrefixShadows {
+                    prefix: prefix.to_owned(),
+                    taken: taken.clone(),
+                }));
+            }
+        }
+        Ok(())
+    }
+
     pub fn from_file(
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
@@ -269,13 +339,11 @@ impl GatewayConfig {
         let mut proxy: Vec<Arc<ProxyRoute>> = Vec::new();
         for (i, route) in file.proxy.into_iter().enumerate() {
             let name = format!("[[proxy]] #{} (prefix {:?})", i + 1, route.prefix);
-            let checked = check_route(route).map_err(|e| invalid(format!("{name}: {e}")))?;
+            let checked = check_route(route).map_err(ConfigError::entry(name))?;
             if proxy.iter().any(|r| r.prefix == checked.prefix) {
-                return Err(invalid(format!(
-                    "[[proxy]] #{}: prefix {} is configured twice",
-                    i + 1,
-                    checked.prefix
-                )));
+                return Err(ConfigError::entry(format!("[[proxy]] #{}", i + 1))(
+                    EntryError::PrefixTwice(checked.prefix),
+                ));
             }
             proxy.push(Arc::new(checked));
         }
@@ -288,7 +356,7 @@ impl GatewayConfig {
     }
 }
 
-fn check_route(route: ProxyRouteFile) -> Result<ProxyRoute, String> {
+fn check_route(route: ProxyRouteFile) -> Result<ProxyRoute, EntryError> {
     let prefix = route.prefix.trim().to_owned();
     check_prefix(&prefix)?;
     let upstream = check_base_url(&route.upstream)?;
@@ -304,28 +372,22 @@ fn check_route(route: ProxyRouteFile) -> Result<ProxyRoute, String> {
 }
 
 /// A route names its workspaces explicitly: ids that look like ids, or `"*"` alone.
-fn check_workspaces(file: Option<WorkspacesFile>) -> Result<Workspaces, String> {
-    let example = "name the workspaces whose keys may use it, e.g. workspaces = [\"ws_…\"], \
-                   or write workspaces = \"*\" for a route shared by every workspace";
+fn check_workspaces(file: Option<WorkspacesFile>) -> Result<Workspaces, EntryError> {
     let ids = match file {
-        None => return Err(format!("`workspaces` is missing: {example}")),
+        None => return Err(EntryError::WorkspacesMissing),
         Some(WorkspacesFile::Word(word)) if word.trim() == "*" => return Ok(Workspaces::Any),
-        Some(WorkspacesFile::Word(word)) => {
-            return Err(format!(
-                "workspaces = {word:?} is not valid: write \"*\" or a list, e.g. [{word:?}]"
-            ))
-        }
+        Some(WorkspacesFile::Word(word)) => return Err(EntryError::WorkspacesWord(word)),
         Some(WorkspacesFile::List(ids)) => ids,
     };
     if ids.iter().any(|id| id.trim() == "*") {
         return if ids.len() == 1 {
             Ok(Workspaces::Any)
         } else {
-            Err("workspaces mixes \"*\" with workspace ids: write one or the other".into())
+            Err(EntryError::WorkspacesMixed)
         };
     }
     if ids.is_empty() {
-        return Err(format!("workspaces = [] admits nobody: {example}"));
+        return Err(EntryError::WorkspacesEmpty);
     }
     let mut checked: Vec<String> = Vec::with_capacity(ids.len());
     for id in ids {
@@ -338,9 +400,7 @@ fn check_workspaces(file: Option<WorkspacesFile>) -> Result<Workspaces, String> 
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             });
         if !plausible {
-            return Err(format!(
-                "{id:?} in workspaces is not a workspace id (ws_ and letters, digits, _ or -)"
-            ));
+            return Err(EntryError::NotAWorkspaceId(id));
         }
         if !checked.contains(&id) {
             checked.push(id);
@@ -351,7 +411,7 @@ fn check_workspaces(file: Option<WorkspacesFile>) -> Result<Workspaces, String> 
 
 /// A prefix is a literal path (our router would read `{…}` and `*` as patterns) that does
 /// not overlap a management or AI route.
-fn check_prefix(prefix: &str) -> Result<(), String> {
+fn check_prefix(prefix: &str) -> Result<(), EntryError> {
     let literal = prefix
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
@@ -363,40 +423,22 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
         || dot_segment
         || !literal
     {
-        return Err(format!(
-            "prefix {prefix:?} must be a literal path such as \"/proxy/billing\": starting with /, \
-             not ending with /, no . or .. segments, letters, digits and -._~ only"
-        ));
-    }
-    let under = |path: &str, parent: &str| {
-        path == parent
-            || path
-                .strip_prefix(parent)
-                .is_some_and(|rest| rest.starts_with('/'))
-    };
-    if let Some(taken) = RESERVED
-        .iter()
-        .find(|r| under(prefix, r) || under(r, prefix))
-    {
-        return Err(format!(
-            "prefix {prefix} would shadow Keygate's own {taken}; mount the upstream elsewhere, \
-             e.g. under /proxy/"
-        ));
+        return Err(EntryError::PrefixNotLiteral(prefix.to_owned()));
     }
     Ok(())
 }
 
-fn check_base_url(url: &str) -> Result<String, String> {
-    let parsed = reqwest::Url::parse(url.trim())
-        .map_err(|e| format!("upstream URL {url:?} is not valid: {e}"))?;
+fn check_base_url(url: &str) -> Result<String, EntryError> {
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|source| EntryError::BadUrl {
+        url: url.to_owned(),
+        source,
+    })?;
     if !matches!(parsed.scheme(), "http" | "https")
         || parsed.host().is_none()
         || parsed.query().is_some()
         || parsed.fragment().is_some()
     {
-        return Err(format!(
-            "upstream URL {url:?} must be http:// or https:// with a host and no query"
-        ));
+        return Err(EntryError::UrlNotHttp(url.to_owned()));
     }
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
@@ -413,43 +455,38 @@ fn check_ai(ai: AiFile, env: &dyn Fn(&str) -> Option<String>) -> Result<AiConfig
         );
     }
     let default_timeout = duration_or(ai.timeout.as_deref(), Duration::from_secs(120))
-        .map_err(|e| invalid(format!("[ai] {e}")))?;
+        .map_err(ConfigError::entry("[ai] timeout"))?;
     let mut providers: Vec<Provider> = Vec::new();
     for p in ai.providers {
-        let here = |e: String| invalid(format!("[[ai.providers]] {:?}: {e}", p.name));
+        let here = |e: EntryError| ConfigError::entry(format!("[[ai.providers]] {:?}", p.name))(e);
         if p.name.trim().is_empty() {
-            return Err(invalid("[[ai.providers]]: every provider needs a name"));
+            return Err(ConfigError::entry("[[ai.providers]]")(
+                EntryError::ProviderUnnamed,
+            ));
         }
         if providers.iter().any(|q| q.name == p.name) {
-            return Err(here("the name is used twice".into()));
+            return Err(here(EntryError::ProviderTwice));
         }
         let base_url = check_base_url(&p.base_url).map_err(here)?;
         let api_key = match &p.api_key_env {
             None => None,
-            Some(var) => Some(ProviderKey(env(var).filter(|v| !v.is_empty()).ok_or_else(
-                || {
-                    here(format!(
-                        "the environment variable {var} (api_key_env) is not set"
-                    ))
-                },
-            )?)),
+            Some(var) => Some(ProviderKey(
+                env(var)
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| here(EntryError::MissingEnv(var.clone())))?,
+            )),
         };
         if let Some(model) = p.models.iter().find(|m| !prices.contains_key(*m)) {
-            return Err(here(format!(
-                "model {model:?} has no price; add [ai.prices.\"{model}\"] with input and output \
-                 dollars per million tokens (\"0\" for free)"
-            )));
+            return Err(here(EntryError::Unpriced(model.clone())));
         }
-        // Requests are charged by the model actually called, so what a model is mapped to
-        // needs a price too.
         if let Some((from, to)) = p.model_map.iter().find(|(_, to)| !prices.contains_key(*to)) {
-            return Err(here(format!(
-                "model_map sends {from:?} to {to:?}, which has no price; requests are charged by \
-                 the model actually called, so add [ai.prices.\"{to}\"]"
-            )));
+            return Err(here(EntryError::MappedToUnpriced {
+                from: from.clone(),
+                to: to.clone(),
+            }));
         }
         let timeout = match p.timeout.as_deref() {
-            Some(t) => parse_duration(t).map_err(here)?,
+            Some(t) => parse_timeout(t).map_err(here)?,
             None => default_timeout,
         };
         providers.push(Provider {
@@ -466,32 +503,30 @@ fn check_ai(ai: AiFile, env: &dyn Fn(&str) -> Option<String>) -> Result<AiConfig
         prices,
         default_max_tokens: ai.default_max_tokens.unwrap_or(4096),
         reservation_ttl: duration_or(ai.reservation_ttl.as_deref(), Duration::from_secs(600))
-            .map_err(|e| invalid(format!("[ai] reservation_ttl: {e}")))?,
+            .map_err(ConfigError::entry("[ai] reservation_ttl"))?,
         max_request_bytes: ai.max_request_bytes.unwrap_or(16 * 1024 * 1024),
         permissions: ai.permissions,
         project: ai.project,
-        workspaces: check_workspaces(ai.workspaces).map_err(|e| invalid(format!("[ai]: {e}")))?,
+        workspaces: check_workspaces(ai.workspaces).map_err(ConfigError::entry("[ai]"))?,
     })
 }
 
-fn duration_or(text: Option<&str>, default: Duration) -> Result<Duration, String> {
-    text.map_or(Ok(default), parse_duration)
+fn duration_or(text: Option<&str>, default: Duration) -> Result<Duration, EntryError> {
+    text.map_or(Ok(default), parse_timeout)
 }
 
-/// `"500ms"`, `"30s"`, `"2m"`, `"1h"`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let bad = || format!("{text:?} is not a duration such as \"500ms\", \"30s\" or \"2m\"");
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let millis = match unit {
-        "ms" => n,
-        "s" => n.saturating_mul(1_000),
-        "m" | "min" => n.saturating_mul(60_000),
-        "h" => n.saturating_mul(3_600_000),
-        _ => return Err(bad()),
-    };
+/// `"500ms"`, `"30s"`, `"2m"`, `"1h"`: the gateway's durations, milliseconds to hours, written
+/// like every duration (see [`split_duration`]).
+fn parse_timeout(text: &str) -> Result<Duration, EntryError> {
+    let bad = || EntryError::BadDuration(text.trim().to_owned());
+    let (n, unit) = split_duration(text).ok_or_else(bad)?;
+    if matches!(
+        unit,
+        DurationUnit::Days | DurationUnit::Weeks | DurationUnit::Years
+    ) {
+        return Err(bad());
+    }
+    let millis = n.saturating_mul(unit.millis());
     if millis == 0 {
         return Err(bad());
     }
@@ -514,6 +549,9 @@ mod tests {
             "/v1/keys",
             "/v1/keys/x",
             "/v1/routing-rules",
+            "/v1/requests",
+            "/v1/chat",
+            "/docs",
             "/healthz",
             "/proxy/",
             "proxy",
@@ -527,13 +565,18 @@ mod tests {
             let text = format!(
                 "[[proxy]]\nprefix = \"{bad}\"\nupstream = \"http://127.0.0.1:1\"\nworkspaces = \"*\""
             );
-            assert!(GatewayConfig::parse(&text, &no_env).is_err(), "{bad}");
+            let checked = GatewayConfig::parse(&text, &no_env)
+                .and_then(|c| c.check_reserved(&crate::routes::reserved_paths()));
+            assert!(checked.is_err(), "{bad}");
         }
         for good in ["/proxy/billing", "/v1/search", "/api", "/v2/keys"] {
             let text = format!(
                 "[[proxy]]\nprefix = \"{good}\"\nupstream = \"http://127.0.0.1:1/base/\"\nworkspaces = \"*\""
             );
             let config = GatewayConfig::parse(&text, &no_env).expect(good);
+            config
+                .check_reserved(&crate::routes::reserved_paths())
+                .expect(good);
             assert_eq!(config.proxy[0].upstream, "http://127.0.0.1:1/base");
         }
     }
@@ -579,9 +622,13 @@ mod tests {
 
     #[test]
     fn durations_take_milliseconds() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5").is_err());
+        assert_eq!(
+            parse_timeout("250ms").ok(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_timeout("2m").ok(), Some(Duration::from_secs(120)));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("5").is_err());
+        assert!(parse_timeout("1d").is_err());
     }
 }

@@ -31,8 +31,8 @@ use keygate_limits::{LimiterError, Subject};
 use serde::Deserialize;
 
 use super::config::Price;
-use super::UsageContext;
 use crate::state::AppState;
+use crate::usage::{UsageContext, UsageOutcome};
 
 /// The `usage` object of the OpenAI wire format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -438,8 +438,7 @@ impl Hold {
             }
         })
         .await;
-        self.usage
-            .record(state, Some(&self.found), None, tokens, cost);
+        self.record(tokens, cost);
     }
 
     /// Drops the hold, retrying while the limiter is unreachable.
@@ -453,8 +452,21 @@ impl Hold {
             })
             .await;
         }
-        self.usage
-            .record(state, Some(&self.found), None, 0, Micros::ZERO);
+        self.record(0, Micros::ZERO);
+    }
+
+    /// Records the request as admitted with what it was charged: the one usage event of an
+    /// admitted AI request (`pipeline::check` leaves it to the settlement).
+    fn record(&self, tokens: u64, cost: Micros) {
+        let key = &self.found.key;
+        self.state.usage.record(self.usage.event(
+            self.state.clock.now(),
+            &key.workspace_id,
+            Some(&key.id),
+            UsageOutcome::Valid,
+            tokens,
+            cost,
+        ));
     }
 }
 

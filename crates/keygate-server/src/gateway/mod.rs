@@ -7,33 +7,35 @@
 //! routing rule ([`routing`]) and charging the tokens and cost the provider reports
 //! ([`metering`]).
 //!
-//! Neither copies a verification step: both call [`crate::pipeline::verify_route`] with the
-//! workspaces the route (or `[ai]`) names in the config — a key of any other workspace is
-//! refused `forbidden` — so gateway mode refuses exactly what verify mode refuses, with the
-//! same codes, and answers the refusal itself. Bodies stream both ways;
-//! nothing is buffered whole except an AI request body, which must be read to pick a model.
+//! Neither copies a verification step: both call [`crate::pipeline::check`] — the function
+//! verify mode calls — at a [`crate::pipeline::Door::Route`] holding the workspaces the route
+//! (or `[ai]`) names in the config, so a key of any other workspace is refused `forbidden`.
+//! The check records the request's usage and builds its `RateLimit-*` headers; a handler only
+//! answers a refusal with [`crate::pipeline::Checked::admitted`], so gateway mode refuses
+//! exactly what verify mode refuses, with the same codes and headers. The one exception to
+//! "recorded by the check" is an admitted AI request: it is recorded by its settlement
+//! ([`metering`]), once its usage is known. Bodies stream both ways; nothing is buffered whole
+//! except an AI request body, which must be read to pick a model.
 
 pub mod config;
 pub mod metering;
 pub mod openai;
+mod openapi;
 pub mod proxy;
 pub mod routing;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderMap, HeaderName};
-use axum::routing::{any, get, post};
+use axum::routing::any;
 use axum::Router;
 use keygate_core::model::KeyMatch;
 use keygate_core::routing::RoutingRule;
-use keygate_core::{Denial, Micros};
 
 use crate::cache::{CoherentCache, Owned};
+use crate::extract::bearer_token;
 use crate::state::AppState;
-use crate::usage::UsageEvent;
 
 pub use config::{ConfigError, GatewayConfig};
 
@@ -65,7 +67,7 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| ConfigError::Invalid(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(ConfigError::HttpClient)?;
         Ok(Self {
             config,
             client,
@@ -119,6 +121,44 @@ impl Gateway {
     }
 }
 
+/// The OpenAI-compatible endpoints the AI gateway serves when `[ai]` is configured.
+pub const AI_PATHS: [&str; 4] = [
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/models",
+];
+
+/// The AI endpoints, each as utoipa-axum makes it of its handler: the method, path and
+/// schemas of its `#[utoipa::path]`, and the handler. The router and the OpenAPI document are
+/// both built from this list, so they cannot disagree (a test checks it against
+/// [`AI_PATHS`]).
+fn ai_endpoints() -> [utoipa_axum::router::UtoipaMethodRouter<AppState>; 4] {
+    use utoipa_axum::routes;
+    [
+        routes!(openai::chat_completions),
+        routes!(openai::completions),
+        routes!(openai::embeddings),
+        routes!(openai::list_models),
+    ]
+}
+
+/// Adds the AI endpoints to the OpenAPI document when the AI gateway serves them (they take
+/// a customer's key, not a management token), with the answers only the gateway gives, and
+/// narrows routing rules to the providers and priced models of the config.
+pub fn document(
+    gateway: &Gateway,
+    api: &mut utoipa::openapi::OpenApi,
+    schemas: &mut Vec<(
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+    )>,
+) {
+    if let Some(ai) = &gateway.config.ai {
+        openapi::document(ai, ai_endpoints(), api, schemas);
+    }
+}
+
 /// The gateway's routes, to be merged into the application's router: every configured proxy
 /// prefix, and the AI endpoints when providers are configured.
 pub fn routes(state: &AppState) -> Router<AppState> {
@@ -140,24 +180,18 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             );
     }
     if gateway.config.ai.is_some() {
-        router = router
-            .route("/v1/chat/completions", post(openai::chat_completions))
-            .route("/v1/completions", post(openai::completions))
-            .route("/v1/embeddings", post(openai::embeddings))
-            .route("/v1/models", get(openai::list_models));
+        for (_, paths, handler) in ai_endpoints() {
+            for path in paths.paths.keys() {
+                router = router.route(path, handler.clone());
+            }
+        }
     }
     router
 }
 
 /// The customer's key: `Authorization: Bearer <key>`, else `x-api-key: <key>`.
 pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, key)| key.trim());
-    bearer.or_else(|| {
+    bearer_token(headers).or_else(|| {
         headers
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
@@ -193,51 +227,5 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     for name in HOP_BY_HOP {
         headers.remove(name);
-    }
-}
-
-/// The client's address, when the server was started with connection info.
-pub(crate) fn source_ip(extensions: &axum::http::Extensions) -> Option<String> {
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-}
-
-/// What to record about one gateway request once its outcome is known.
-#[derive(Debug, Clone)]
-pub(crate) struct UsageContext {
-    pub request_id: String,
-    pub operation: String,
-    pub project: Option<String>,
-    pub source_ip: Option<String>,
-    pub key_display: Option<String>,
-}
-
-impl UsageContext {
-    /// Hands the event to the usage recorder. Requests whose key was never identified
-    /// (missing, malformed, unknown) belong to no workspace in gateway mode and are not
-    /// recorded here.
-    pub(crate) fn record(
-        &self,
-        state: &AppState,
-        found: Option<&KeyMatch>,
-        denial: Option<Denial>,
-        tokens: u64,
-        cost: Micros,
-    ) {
-        let Some(found) = found else { return };
-        state.usage.record(UsageEvent {
-            request_id: self.request_id.clone(),
-            workspace_id: found.key.workspace_id.clone(),
-            key_id: Some(found.key.id.clone()),
-            key_display: self.key_display.clone(),
-            at: state.clock.now(),
-            operation: self.operation.clone(),
-            project: self.project.clone(),
-            outcome: denial.map_or("valid", |d| d.code()),
-            tokens,
-            cost,
-            source_ip: self.source_ip.clone(),
-        });
     }
 }

@@ -38,20 +38,27 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use http_body_util::BodyExt;
+use keygate_api::ai::{
+    ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ListObject, Model, ModelList,
+    ModelObject, ProviderAnswer,
+};
+use keygate_api::verify::VerifyHeaders;
 use keygate_core::verify::Requirement;
 use keygate_core::Micros;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::config::{AiConfig, Price};
 use super::metering::{MeteredBody, Settlement, WorstCase};
 use super::proxy::{error_chain, idle_timeout};
 use super::routing::{candidates, Candidate};
-use super::{presented_key, source_ip, Gateway, UsageContext};
+use super::{presented_key, Gateway};
 use crate::error::ApiError;
-use crate::pipeline::{self, Attempt, Consumption};
+use crate::extract::peer_ip;
+use crate::pipeline::{self, Admitted, Attempt, Consumption, Door};
 use crate::request_id::RequestId;
-use crate::routes::verify::{rate_limit_headers, POLICY_HEADER};
+use crate::routes::verify::POLICY_HEADER;
 use crate::state::AppState;
+use crate::usage::UsageContext;
 
 /// The AI endpoints that forward a request body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,29 +88,47 @@ impl Endpoint {
     }
 }
 
-/// `POST /v1/chat/completions`.
+/// Chat completions in OpenAI's format, by the provider the key's routing rule picks.
+// The error answers of the AI endpoints are documented together, in `gateway::document`.
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "ai gateway",
+    params(VerifyHeaders),
+    request_body = ChatCompletionRequest,
+    responses((status = 200, description = "The provider's answer as it is: a `chat.completion`, or with `stream: true` server-sent `chat.completion.chunk` events.",
+        content((ProviderAnswer = "application/json"), (String = "text/event-stream")))))]
 pub async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
     forward(state, Endpoint::ChatCompletions, request)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `POST /v1/completions`.
+/// Completions (OpenAI's legacy format), by the provider the key's routing rule picks.
+#[utoipa::path(post, path = "/v1/completions", tag = "ai gateway",
+    params(VerifyHeaders),
+    request_body = CompletionRequest,
+    responses((status = 200, description = "The provider's answer as it is: a `text_completion`, or with `stream: true` server-sent events.",
+        content((ProviderAnswer = "application/json"), (String = "text/event-stream")))))]
 pub async fn completions(State(state): State<AppState>, request: Request) -> Response {
     forward(state, Endpoint::Completions, request)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `POST /v1/embeddings`.
+/// Embeddings in OpenAI's format, by the provider the key's routing rule picks.
+#[utoipa::path(post, path = "/v1/embeddings", tag = "ai gateway",
+    params(VerifyHeaders),
+    request_body = EmbeddingRequest,
+    responses((status = 200, description = "The provider's answer as it is: an embedding list.", body = ProviderAnswer)))]
 pub async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
     forward(state, Endpoint::Embeddings, request)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `GET /v1/models`: every model the configured providers serve. It is a request made with a
-/// key like any other: authenticated and counted on the key's rate windows.
+/// Every model the configured providers serve. It is a request made with a key like any
+/// other: authenticated and counted on the key's rate windows.
+#[utoipa::path(get, path = "/v1/models", tag = "ai gateway",
+    params(VerifyHeaders),
+    responses((status = 200, description = "The models.", body = ModelList)))]
 pub async fn list_models(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let (gateway, ai) = ai_config(&state)?;
@@ -123,32 +148,29 @@ pub async fn list_models(State(state): State<AppState>, request: Request) -> Res
             cost: Micros::ZERO,
             consumption: Consumption::Admit,
         };
-        let outcome = pipeline::verify_route(&state, &ai.workspaces, &attempt).await?;
         let usage = usage_context(&parts, "/v1/models", &ai, key);
-        usage.record(
-            &state,
-            outcome.key.as_deref(),
-            outcome.denial,
-            0,
-            Micros::ZERO,
-        );
-        let mut headers = HeaderMap::new();
-        if let Some(decision) = &outcome.decision {
-            rate_limit_headers(decision, &mut headers, state.clock.now());
-        }
-        if let Some(denial) = outcome.denial {
-            let retry = outcome.decision.as_ref().and_then(|d| d.retry_after_secs);
-            return Ok((headers, ApiError::Denied(denial, retry)).into_response());
-        }
-        let data: Vec<Value> = ai
+        let checked =
+            pipeline::check(&state, Door::Route(&ai.workspaces), &attempt, &usage).await?;
+        let headers = match checked.admitted() {
+            Ok(admitted) => admitted.headers,
+            Err(refusal) => return Ok(refusal),
+        };
+        let data: Vec<Model> = ai
             .models()
             .into_iter()
-            .map(
-                |(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}),
-            )
+            .map(|(id, owner)| Model {
+                created: 0,
+                id: id.to_owned(),
+                object: ModelObject::Model,
+                owned_by: owner.to_owned(),
+            })
             .collect();
         drop(gateway);
-        Ok::<_, ApiError>((headers, Json(json!({"object": "list", "data": data}))).into_response())
+        let list = ModelList {
+            data,
+            object: ListObject::List,
+        };
+        Ok::<_, ApiError>((headers, Json(list)).into_response())
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -173,17 +195,17 @@ fn usage_context(
     ai: &AiConfig,
     key: Option<&str>,
 ) -> UsageContext {
-    UsageContext {
-        request_id: parts
+    UsageContext::new(
+        parts
             .extensions
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_default(),
-        operation: operation.to_owned(),
-        project: ai.project.clone(),
-        source_ip: source_ip(&parts.extensions),
-        key_display: key.map(keygate_core::key::display_form),
-    }
+        operation.to_owned(),
+        ai.project.clone(),
+        peer_ip(&parts.extensions),
+        key,
+    )
 }
 
 async fn forward(
@@ -213,9 +235,12 @@ async fn forward(
 
     // The key first, from the headers alone: without a good key not a byte of the body is
     // read (nor asked for, with `Expect: 100-continue`).
-    let checked = pipeline::verify_route(&state, &ai.workspaces, &attempt).await?;
-    let found = match admitted(&state, &usage, &checked, HeaderMap::new()) {
-        Ok(found) => found,
+    let door = Door::Route(&ai.workspaces);
+    let found = match pipeline::check(&state, door, &attempt, &usage)
+        .await?
+        .admitted()
+    {
+        Ok(admitted) => admitted.key,
         Err(refusal) => return Ok(refusal),
     };
 
@@ -263,23 +288,24 @@ async fn forward(
     attempt.consumption = Consumption::Reserve {
         ttl: ai.reservation_ttl,
     };
-    let outcome = pipeline::verify_route(&state, &ai.workspaces, &attempt).await?;
-    let mut limit_headers = HeaderMap::new();
-    if let Some(decision) = &outcome.decision {
-        rate_limit_headers(decision, &mut limit_headers, state.clock.now());
-    }
-    let found = match admitted(&state, &usage, &outcome, limit_headers.clone()) {
-        Ok(found) => found,
+    // An admitted reservation is not recorded by the check: the settlement records it, once,
+    // with what is charged.
+    let Admitted {
+        key: found,
+        reservation_id,
+        headers: mut limit_headers,
+    } = match pipeline::check(&state, door, &attempt, &usage)
+        .await?
+        .admitted()
+    {
+        Ok(admitted) => admitted,
         Err(refusal) => return Ok(refusal),
     };
     // From here on every way out settles this exactly once, dropped handler included.
     let mut settlement = Settlement::new(
         state.clone(),
         found,
-        outcome
-            .decision
-            .as_ref()
-            .and_then(|d| d.reservation_id.clone()),
+        reservation_id,
         worst,
         ai.reservation_ttl,
         usage,
@@ -393,29 +419,6 @@ async fn forward(
     // Only connection errors get here: no provider saw the request.
     settlement.release().await;
     Err(failure)
-}
-
-/// The key of an admitted outcome, or the refusal to answer with (recorded as the key's
-/// usage when the key is known).
-#[expect(
-    clippy::result_large_err,
-    reason = "the error is the response to send, built once per refused request"
-)]
-fn admitted(
-    state: &AppState,
-    usage: &UsageContext,
-    outcome: &pipeline::Outcome,
-    headers: HeaderMap,
-) -> Result<Arc<keygate_core::model::KeyMatch>, Response> {
-    match (outcome.denial, outcome.key.clone()) {
-        (None, Some(found)) => Ok(found),
-        (denial, found) => {
-            let denial = denial.unwrap_or(keygate_core::Denial::InvalidApiKey);
-            usage.record(state, found.as_deref(), Some(denial), 0, Micros::ZERO);
-            let retry = outcome.decision.as_ref().and_then(|d| d.retry_after_secs);
-            Err((headers, ApiError::Denied(denial, retry)).into_response())
-        }
-    }
 }
 
 /// Reads the fields that bound what a request can generate and returns the output tokens to

@@ -36,12 +36,14 @@ use keygate_core::verify::Requirement;
 use keygate_core::Micros;
 
 use super::config::ProxyRoute;
-use super::{presented_key, source_ip, strip_hop_by_hop, UsageContext};
+use super::{presented_key, strip_hop_by_hop};
 use crate::error::ApiError;
-use crate::pipeline::{self, Attempt, Consumption};
+use crate::extract::peer_ip;
+use crate::pipeline::{self, Admitted, Attempt, Consumption, Door};
 use crate::request_id::RequestId;
-use crate::routes::verify::{rate_limit_headers, POLICY_HEADER};
+use crate::routes::verify::POLICY_HEADER;
 use crate::state::AppState;
+use crate::usage::UsageContext;
 
 /// Handles one request under a proxy prefix.
 pub async fn forward(
@@ -94,32 +96,21 @@ async fn forward_inner(
         cost: Micros::ZERO,
         consumption: Consumption::Admit,
     };
-    let outcome = pipeline::verify_route(state, &route.workspaces, &attempt).await?;
-    let usage = UsageContext {
-        request_id: request_id.clone(),
-        operation: route.prefix.clone(),
-        project: route.project.clone(),
-        source_ip: source_ip(&parts.extensions),
-        key_display: key.map(keygate_core::key::display_form),
-    };
-    usage.record(
-        state,
-        outcome.key.as_deref(),
-        outcome.denial,
-        0,
-        Micros::ZERO,
+    let usage = UsageContext::new(
+        request_id.clone(),
+        route.prefix.clone(),
+        route.project.clone(),
+        peer_ip(&parts.extensions),
+        key,
     );
-    let mut limit_headers = HeaderMap::new();
-    if let Some(decision) = &outcome.decision {
-        rate_limit_headers(decision, &mut limit_headers, state.clock.now());
-    }
-    let found = match (outcome.denial, outcome.key) {
-        (None, Some(found)) => found,
-        (denial, _) => {
-            let denial = denial.unwrap_or(keygate_core::Denial::InvalidApiKey);
-            let retry = outcome.decision.as_ref().and_then(|d| d.retry_after_secs);
-            return Ok((limit_headers, ApiError::Denied(denial, retry)).into_response());
-        }
+    let checked = pipeline::check(state, Door::Route(&route.workspaces), &attempt, &usage).await?;
+    let Admitted {
+        key: found,
+        headers: limit_headers,
+        ..
+    } = match checked.admitted() {
+        Ok(admitted) => admitted,
+        Err(refusal) => return Ok(refusal),
     };
 
     let seen = Seen::of(&parts);
@@ -282,7 +273,7 @@ impl Seen {
                         .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
             });
         Seen {
-            client: source_ip(&parts.extensions),
+            client: peer_ip(&parts.extensions),
             host,
         }
     }

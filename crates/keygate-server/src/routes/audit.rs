@@ -9,10 +9,10 @@
 
 use axum::extract::State;
 use axum::Json;
-use chrono::{DateTime, Utc};
-use keygate_store::{AuditFilter, AuthFailure, AuthFailureFilter, Page};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use keygate_api::audit::{AuditAction, AuditItem, AuditPage, AuditParams, TargetType};
+use keygate_api::verdict::Verdict;
+use keygate_core::Denial;
+use keygate_store::{AuditEntry, AuditFilter, AuthFailure, AuthFailureFilter, Page};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -20,29 +20,18 @@ use crate::extract::ApiQuery;
 use crate::routes::keys::page_request;
 use crate::state::AppState;
 
-/// The action under which failed authentication attempts are listed.
-pub const AUTH_FAILED: &str = "auth.failed";
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditParams {
-    key_id: Option<String>,
-    actor: Option<String>,
-    action: Option<String>,
-    /// RFC 3339; both ends inclusive.
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
-    limit: Option<u32>,
-    cursor: Option<String>,
-}
-
+/// The workspace's audit trail, newest first, filtered and paged by cursor; or, with
+/// `action=auth.failed`, the failed authentication attempts with customers' keys.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit",
+    params(AuditParams),
+    responses((status = 200, description = "A page of the audit trail.", body = AuditPage)))]
 pub async fn list_audit(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<AuditParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     let page = page_request(params.limit, params.cursor)?;
-    if params.action.as_deref() == Some(AUTH_FAILED) {
+    if params.action == Some(AuditAction::AuthFailed) {
         if params.key_id.is_some() || params.actor.is_some() {
             return Err(ApiError::invalid(
                 "key_id and actor cannot be combined with action=auth.failed: failed attempts \
@@ -61,15 +50,19 @@ pub async fn list_audit(
                 &page,
             )
             .await?;
-        return Ok(Json(json!({
-            "items": failures.items.iter().map(failure_item).collect::<Vec<_>>(),
-            "next_cursor": failures.next_cursor,
-        })));
+        return Ok(Json(AuditPage {
+            items: failures
+                .items
+                .into_iter()
+                .map(failure_item)
+                .collect::<Result<_, _>>()?,
+            next_cursor: failures.next_cursor,
+        }));
     }
     let filter = AuditFilter {
         target_id: params.key_id,
         actor: params.actor,
-        action: params.action,
+        action: params.action.map(|a| a.as_str().to_owned()),
         since: params.since,
         until: params.until,
     };
@@ -77,26 +70,67 @@ pub async fn list_audit(
         .store
         .list_audit(&caller.workspace.id, &filter, &page)
         .await?;
-    Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
+    Ok(Json(AuditPage {
+        items: items
+            .into_iter()
+            .map(entry_item)
+            .collect::<Result<_, _>>()?,
+        next_cursor,
+    }))
+}
+
+/// A stored audit entry as the answer shows it. Every action and target type the store holds
+/// was written by this server's handlers; one this version cannot name was written by a newer
+/// version.
+fn entry_item(e: AuditEntry) -> Result<AuditItem, ApiError> {
+    let unknown = |what: &str, value: &str| {
+        ApiError::internal(format!("the audit trail holds an unknown {what} {value:?}"))
+    };
+    Ok(AuditItem {
+        action: AuditAction::parse(&e.action).ok_or_else(|| unknown("action", &e.action))?,
+        target_type: TargetType::parse(&e.target_type)
+            .ok_or_else(|| unknown("target type", &e.target_type))?,
+        id: e.id,
+        workspace_id: e.workspace_id,
+        actor: e.actor,
+        target_id: e.target_id,
+        changes: e.changes,
+        source_ip: e.source_ip,
+        user_agent: e.user_agent,
+        request_id: Some(e.request_id),
+        at: e.at,
+        code: None,
+        attempts: None,
+        first_seen: None,
+        last_seen: None,
+    })
 }
 
 /// A failed-authentication aggregate in the audit entry's shape.
-fn failure_item(f: &AuthFailure) -> Value {
-    json!({
-        "id": f.id,
-        "workspace_id": f.workspace_id,
-        "actor": "unauthenticated",
-        "action": AUTH_FAILED,
-        "target_type": "key",
-        "target_id": f.key_display,
-        "changes": {},
-        "source_ip": f.source_ip,
-        "user_agent": null,
-        "request_id": null,
-        "at": f.first_seen,
-        "code": f.code,
-        "attempts": f.attempts,
-        "first_seen": f.first_seen,
-        "last_seen": f.last_seen,
+fn failure_item(f: AuthFailure) -> Result<AuditItem, ApiError> {
+    let code = Denial::from_code(&f.code)
+        .map(Verdict::from)
+        .ok_or_else(|| {
+            ApiError::internal(format!(
+                "a failed attempt holds an unknown code {:?}",
+                f.code
+            ))
+        })?;
+    Ok(AuditItem {
+        id: f.id,
+        workspace_id: f.workspace_id,
+        actor: "unauthenticated".to_owned(),
+        action: AuditAction::AuthFailed,
+        target_type: TargetType::Key,
+        target_id: f.key_display,
+        changes: serde_json::Value::Object(serde_json::Map::new()),
+        source_ip: f.source_ip,
+        user_agent: None,
+        request_id: None,
+        at: f.first_seen,
+        code: Some(code),
+        attempts: Some(f.attempts),
+        first_seen: Some(f.first_seen),
+        last_seen: Some(f.last_seen),
     })
 }

@@ -7,6 +7,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use keygate_api::keys::{
+    CreateKey, CreateKeyBody, ImportKey, ImportKeyBody, IssuedKey, KeyPage, ListKeys, RotateKey,
+    UpdateKey, UpdateKeyBody,
+};
 use keygate_core::expiry::{parse_duration, resolve_expiry};
 use keygate_core::hash::parse_sha256_hex;
 use keygate_core::key::ParsedKey;
@@ -14,14 +18,13 @@ use keygate_core::limits::KeyLimits;
 use keygate_core::model::{ApiKey, KeyStatus, Scope};
 use keygate_core::text::{Description, Name, Permission};
 use keygate_core::{ids, EnvTag, PlainKey};
-use keygate_store::{KeyFilter, Page, PageRequest, SecretChange, StoreError};
-use serde::{Deserialize, Serialize};
+use keygate_store::{KeyFilter, PageRequest, SecretChange, StoreError};
 use serde_json::{Map, Value};
 
 use crate::audit::{self, Origin};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{nullable, ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::invalidation::Change;
 use crate::state::AppState;
 
@@ -30,36 +33,10 @@ const MAX_ROTATION_GRACE_DAYS: i64 = 30;
 /// Most projects a key's scope lists; each is looked up when the scope is saved.
 const MAX_SCOPE_PROJECTS: usize = 100;
 
-/// A key with its secret, as returned once by create, regenerate and rotate.
-#[derive(Serialize)]
-pub struct IssuedKey {
-    pub secret: String,
-    pub warning: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_secret_expires_at: Option<DateTime<Utc>>,
-    #[serde(flatten)]
-    pub key: ApiKey,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateKey {
-    name: String,
-    description: Option<String>,
-    environment: Option<EnvTag>,
-    scope: Option<Scope>,
-    #[serde(default)]
-    permissions: Vec<String>,
-    expires_in: Option<String>,
-    expires_at: Option<String>,
-    #[serde(default)]
-    metadata: Map<String, Value>,
-    #[serde(default)]
-    limits: KeyLimits,
-    /// The AI gateway's routing rule for this key (`rr_…`); none means the workspace default.
-    routing_rule_id: Option<String>,
-}
-
+/// Create a key. Its secret is in the answer, and only there: Keygate stores a hash.
+#[utoipa::path(post, path = "/v1/keys", tag = "keys",
+    request_body = CreateKeyBody,
+    responses((status = 201, description = "The new key, with its secret (shown once).", body = IssuedKey)))]
 pub async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -97,30 +74,22 @@ pub async fn create_key(
         StatusCode::CREATED,
         Json(IssuedKey {
             secret: secret.expose().to_owned(),
-            warning: SHOWN_ONCE,
+            warning: SHOWN_ONCE.into(),
             old_secret_expires_at: None,
             key,
         }),
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListKeys {
-    status: Option<String>,
-    environment: Option<String>,
-    project: Option<String>,
-    search: Option<String>,
-    legacy: Option<bool>,
-    limit: Option<u32>,
-    cursor: Option<String>,
-}
-
+/// The workspace's keys, newest first, a page at a time (follow `next_cursor`).
+#[utoipa::path(get, path = "/v1/keys", tag = "keys",
+    params(ListKeys),
+    responses((status = 200, description = "A page of keys.", body = KeyPage)))]
 pub async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(query): ApiQuery<ListKeys>,
-) -> Result<Json<Page<ApiKey>>, ApiError> {
+) -> Result<Json<KeyPage>, ApiError> {
     let status =
         match query.status.as_deref() {
             None => None,
@@ -136,12 +105,14 @@ pub async fn list_keys(
         legacy: query.legacy,
     };
     let page = page_request(query.limit, query.cursor)?;
-    Ok(Json(
-        state
-            .store
-            .list_keys(&caller.workspace.id, &filter, &page)
-            .await?,
-    ))
+    let page = state
+        .store
+        .list_keys(&caller.workspace.id, &filter, &page)
+        .await?;
+    Ok(Json(KeyPage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Validates pagination parameters shared by every list endpoint.
@@ -156,6 +127,10 @@ pub fn page_request(limit: Option<u32>, cursor: Option<String>) -> Result<PageRe
     })
 }
 
+/// One key (never its secret).
+#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "The key's id (`key_…`); any other id is not found.", pattern = r"^key_[A-Za-z0-9]{1,64}$")),
+    responses((status = 200, description = "The key.", body = ApiKey)))]
 pub async fn get_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -164,24 +139,11 @@ pub async fn get_key(
     Ok(Json(load_key(&state, &caller, &id).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateKey {
-    name: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    description: Option<Option<String>>,
-    scope: Option<Scope>,
-    permissions: Option<Vec<String>>,
-    expires_in: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    expires_at: Option<Option<String>>,
-    metadata: Option<Map<String, Value>>,
-    limits: Option<KeyLimits>,
-    /// `"rr_…"` to route by that rule, `null` to fall back to the workspace default.
-    #[serde(default, deserialize_with = "nullable")]
-    routing_rule_id: Option<Option<String>>,
-}
-
+/// Change a key's settings: only the fields sent change (see `UpdateKey` for `null`).
+#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "The key's id (`key_…`); any other id is not found.", pattern = r"^key_[A-Za-z0-9]{1,64}$")),
+    request_body = UpdateKeyBody,
+    responses((status = 200, description = "The key as saved.", body = ApiKey)))]
 pub async fn update_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -257,6 +219,10 @@ pub async fn update_key(
     Ok(Json(saved))
 }
 
+/// Disable a key: it is refused (`disabled`) until enabled again. A revoked key cannot be.
+#[utoipa::path(post, path = "/v1/keys/{id}/disable", tag = "keys",
+    params(("id" = String, Path, description = "The key's id (`key_…`); any other id is not found.", pattern = r"^key_[A-Za-z0-9]{1,64}$")),
+    responses((status = 200, description = "The key, disabled.", body = ApiKey)))]
 pub async fn disable_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -266,6 +232,10 @@ pub async fn disable_key(
     set_enabled(state, caller, origin, id, false).await
 }
 
+/// Enable a disabled key. A revoked key cannot be.
+#[utoipa::path(post, path = "/v1/keys/{id}/enable", tag = "keys",
+    params(("id" = String, Path, description = "The key's id (`key_…`); any other id is not found.", pattern = r"^key_[A-Za-z0-9]{1,64}$")),
+    responses((status = 200, description = "The key, active.", body = ApiKey)))]
 pub async fn enable_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -296,6 +266,10 @@ async fn set_enabled(
     Ok(Json(saved))
 }
 
+/// Revoke a key for good (revoking twice is not an error).
+#[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys",
+    params(("id" = String, Path, description = "The key's id (`key_…`); any other id is not found.", pattern = r"^key_[A-Za-z0-9]{1,64}$")),
+    responses((status = 200, description = "The key, revoked.", body = ApiKey)))]
 pub async fn revoke_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -318,6 +292,11 @@ pub async fn revoke_key(
     Ok(Json(saved))
 }
 
+/// Replace a key's secret at once: the old secret stops working now. Not for revoked or
+/// imported keys.
+#[utoipa::path(post, path = "/v1/keys/{id}/regenerate", tag = "keys",
+    params(("id" = String, Path, description = "The key's id (`key_…`); any other id is not found.", pattern = r"^key_[A-Za-z0-9]{1,64}$")),
+    responses((status = 200, description = "The key, with its new secret (shown once).", body = IssuedKey)))]
 pub async fn regenerate_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -345,19 +324,18 @@ pub async fn regenerate_key(
     .await?;
     Ok(Json(IssuedKey {
         secret: secret.expose().to_owned(),
-        warning: SHOWN_ONCE,
+        warning: SHOWN_ONCE.into(),
         old_secret_expires_at: None,
         key: saved,
     }))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RotateKey {
-    /// How long the old secret keeps working: "24h", "7d"; default 24h, at most 30 days.
-    grace: Option<String>,
-}
-
+/// Give a key a new secret while the old one keeps working for a grace period. The body is
+/// optional. Not for revoked or imported keys.
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys",
+    params(("id" = String, Path, description = "The key's id (`key_…`); any other id is not found.", pattern = r"^key_[A-Za-z0-9]{1,64}$")),
+    request_body(content = RotateKey, description = "May also be left out (or sent empty): the grace period is then 24h.", content_type = "application/json"),
+    responses((status = 200, description = "The key, with its new secret (shown once) and when the old one stops working.", body = IssuedKey)))]
 pub async fn rotate_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -395,12 +373,16 @@ pub async fn rotate_key(
     .await?;
     Ok(Json(IssuedKey {
         secret: secret.expose().to_owned(),
-        warning: SHOWN_ONCE,
+        warning: SHOWN_ONCE.into(),
         old_secret_expires_at: Some(old_until),
         key: saved,
     }))
 }
 
+/// Delete a key and its counters. Its usage and audit history stay.
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "The key's id (`key_…`); any other id is not found.", pattern = r"^key_[A-Za-z0-9]{1,64}$")),
+    responses((status = 204, description = "Deleted.")))]
 pub async fn delete_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -429,25 +411,11 @@ pub async fn delete_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImportKey {
-    name: String,
-    /// The legacy key in plain text…
-    key: Option<String>,
-    /// …or only its SHA-256, in hex.
-    sha256: Option<String>,
-    description: Option<String>,
-    environment: Option<EnvTag>,
-    scope: Option<Scope>,
-    #[serde(default)]
-    permissions: Vec<String>,
-    expires_in: Option<String>,
-    expires_at: Option<String>,
-    #[serde(default)]
-    metadata: Map<String, Value>,
-}
-
+/// Import a key issued by another system, in plain text or as its SHA-256, so it keeps
+/// working while clients move to keys issued here.
+#[utoipa::path(post, path = "/v1/keys/import", tag = "keys",
+    request_body = ImportKeyBody,
+    responses((status = 201, description = "The imported key (it has no secret to show).", body = ApiKey)))]
 pub async fn import_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -513,7 +481,7 @@ pub async fn import_key(
         .await
         .map_err(|e| match e {
             StoreError::Conflict(keygate_store::ConflictKind::Id) => ApiError::Conflict {
-                code: "already_imported",
+                code: keygate_api::error::ErrorCode::AlreadyImported,
                 message: "That legacy key has already been imported.".into(),
             },
             other => other.into(),
@@ -660,7 +628,7 @@ pub(crate) async fn load_key(
 
 fn revoked_conflict(e: keygate_core::model::TransitionError) -> ApiError {
     ApiError::Conflict {
-        code: "key_revoked",
+        code: keygate_api::error::ErrorCode::KeyRevoked,
         message: e.to_string(),
     }
 }

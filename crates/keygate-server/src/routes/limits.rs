@@ -11,37 +11,73 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::Json;
+use keygate_api::limits::{
+    CreateReservation, KeyLimitStatus, LimitKind, LimitState, LimitUnit, Released, ReportUsage,
+    Reservation, SettleReservation, Settled, UsageReported,
+};
+use keygate_api::verdict::Verdict;
+use keygate_api::verify::VerifyHeaders;
 use keygate_core::Micros;
-use keygate_limits::{LimitState, Subject};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use keygate_limits::Subject;
 
 use crate::audit::Origin;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
-use crate::pipeline::{self, Attempt, Consumption};
+use crate::pipeline::{self, Attempt, Consumption, Door};
 use crate::state::AppState;
-use crate::usage::{self, CheckContext, UsageEvent};
+use crate::usage::{self, UsageContext, UsageEvent, UsageOutcome};
 
 /// Longest a reservation may stay open.
 const MAX_RESERVATION_SECS: i64 = 3600;
 
-#[derive(Serialize)]
-pub struct KeyLimitsView {
-    key_id: String,
-    legacy: bool,
-    limits: Vec<LimitState>,
+/// The limiter's consumption of each limit as the answers show it (`limits` of verify mode,
+/// reservations and `GET /v1/keys/{id}/limits`).
+pub fn limit_states(states: &[keygate_limits::LimitState]) -> Vec<LimitState> {
+    states
+        .iter()
+        .map(|state| {
+            let (kind, window_secs) = match state.kind {
+                keygate_limits::LimitKind::Rate { window_secs } => {
+                    (LimitKind::Rate, Some(window_secs))
+                }
+                keygate_limits::LimitKind::Tokens => (LimitKind::Tokens, None),
+                keygate_limits::LimitKind::Cost => (LimitKind::Cost, None),
+                keygate_limits::LimitKind::DailySpendCap => (LimitKind::DailySpendCap, None),
+                keygate_limits::LimitKind::Credits => (LimitKind::Credits, None),
+            };
+            let unit = match kind {
+                LimitKind::Rate => LimitUnit::Requests,
+                LimitKind::Tokens => LimitUnit::Tokens,
+                LimitKind::Cost | LimitKind::DailySpendCap | LimitKind::Credits => {
+                    LimitUnit::UsdMicros
+                }
+            };
+            LimitState {
+                kind,
+                window_secs,
+                unit,
+                limit: state.limit,
+                used: state.used,
+                remaining: state.remaining,
+                reset_at: state.reset_at,
+            }
+        })
+        .collect()
 }
 
+/// The key's consumption against every limit that applies to it, without consuming anything.
+#[utoipa::path(get, path = "/v1/keys/{id}/limits", tag = "keys",
+    params(("id" = String, Path, description = "The key's id (`key_…`).")),
+    responses((status = 200, description = "Every limit of the key, with what is used and what remains.", body = KeyLimitStatus)))]
 pub async fn get_key_limits(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<KeyLimitsView>, ApiError> {
+) -> Result<Json<KeyLimitStatus>, ApiError> {
     let key = crate::routes::keys::load_key(&state, &caller, &id).await?;
     if key.legacy {
-        return Ok(Json(KeyLimitsView {
+        return Ok(Json(KeyLimitStatus {
             key_id: key.id,
             legacy: true,
             limits: Vec::new(),
@@ -61,34 +97,26 @@ pub async fn get_key_limits(
     };
     let admission = pipeline::admission(&caller.workspace, &found, &attempt)?;
     let limits = state.limiter.status(&admission).await?;
-    Ok(Json(KeyLimitsView {
+    Ok(Json(KeyLimitStatus {
         key_id: found.key.id,
         legacy: false,
-        limits,
+        limits: limit_states(&limits),
     }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReportUsage {
-    key_id: String,
-    #[serde(default)]
-    tokens: u64,
-    #[serde(default)]
-    cost: Micros,
-    /// The operation the usage belongs to (as given to verify); default "verify".
-    #[serde(default)]
-    operation: Option<String>,
 }
 
 /// Usage that happened: added to the key's budgets unconditionally (it was already spent), so
 /// later requests are refused once a budget is used up.
+#[utoipa::path(post, path = "/v1/usage", tag = "usage",
+    request_body = ReportUsage,
+    responses(
+        (status = 200, description = "The usage was recorded.", body = UsageReported)
+    ))]
 pub async fn report_usage(
     State(state): State<AppState>,
     caller: Caller,
     origin: Origin,
     ApiJson(body): ApiJson<ReportUsage>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<UsageReported>, ApiError> {
     let operation = usage::valid_operation(body.operation)?;
     let key = crate::routes::keys::load_key(&state, &caller, &body.key_id).await?;
     // Legacy keys have no limits of their own, but their spend still counts against the
@@ -114,49 +142,39 @@ pub async fn report_usage(
         at: state.clock.now(),
         operation,
         project: None,
-        outcome: usage::REPORTED,
+        outcome: UsageOutcome::Reported,
         tokens: body.tokens,
         cost: body.cost,
         source_ip: origin.source_ip,
     });
-    Ok(Json(json!({
-        "recorded": true,
-        "key_id": key.id,
-        "tokens": body.tokens,
-        "cost": body.cost,
-    })))
+    Ok(Json(UsageReported {
+        recorded: true,
+        key_id: key.id,
+        tokens: body.tokens,
+        cost: body.cost,
+    }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Reserve {
-    key: Option<String>,
-    project: Option<String>,
-    #[serde(default)]
-    permissions: Vec<String>,
-    /// The worst case to hold.
-    #[serde(default)]
-    tokens: u64,
-    #[serde(default)]
-    cost: Micros,
-    /// How long to hold before the reservation is released by itself: "60s", "5m"; default 5m.
-    ttl: Option<String>,
-    /// Recorded with usage, as for verify; default "verify".
-    #[serde(default)]
-    operation: Option<String>,
-    /// The end customer's IP address, as for verify.
-    #[serde(default)]
-    source_ip: Option<String>,
-}
-
-/// `POST /v1/reservations`: verify a key and hold the worst-case amount in one step.
+/// Verify a key and hold the worst case it may spend, in one step; settle the actual amount
+/// once the work is done, or release the hold (it lapses by itself after `ttl`).
+#[utoipa::path(post, path = "/v1/reservations", tag = "reservations",
+    request_body = CreateReservation,
+    params(VerifyHeaders),
+    responses((status = 200,
+        description = "The verdict: `valid` with a `reservation_id` to settle or release, or the refusal and the status to answer the end customer with.",
+        body = Reservation,
+        headers(
+            ("RateLimit-Limit" = u64, description = "The tightest rate window's limit (the one with the fewest requests remaining), when the key has rate windows."),
+            ("RateLimit-Remaining" = u64, description = "Requests remaining in that window."),
+            ("RateLimit-Reset" = u64, description = "Seconds until that window's oldest counted request leaves it."),
+            ("Retry-After" = u64, description = "Seconds until a refused request may be retried, when a limit refused it and says when.")))))]
 pub async fn create_reservation(
     State(state): State<AppState>,
     caller: Caller,
     origin: Origin,
     headers: axum::http::HeaderMap,
-    ApiJson(body): ApiJson<Reserve>,
-) -> Result<(axum::http::HeaderMap, Json<serde_json::Value>), ApiError> {
+    ApiJson(body): ApiJson<CreateReservation>,
+) -> Result<(axum::http::HeaderMap, Json<Reservation>), ApiError> {
     let operation = usage::valid_operation(body.operation)?;
     let source_ip = usage::valid_source_ip(body.source_ip)?.or(origin.source_ip);
     usage::valid_project(body.project.as_deref())?;
@@ -181,64 +199,54 @@ pub async fn create_reservation(
             ttl: Duration::from_secs(ttl.num_seconds().max(1) as u64),
         },
     };
-    let outcome = pipeline::verify(&state, Some(&caller.workspace), &attempt).await?;
-    // A hold is not spending: the request is counted, its tokens and cost are not (settled
+    // A hold is not spending: `check` counts the request, not its tokens and cost (settled
     // amounts reach the budgets through the limiter, not the usage rollups).
-    state.usage.record_check(
-        state.clock.now(),
-        &CheckContext {
-            request_id: &origin.request_id,
-            workspace_id: &caller.workspace.id,
-            presented: body.key.as_deref(),
-            operation: &operation,
-            project: body.project.as_deref(),
-            source_ip: source_ip.as_deref(),
-            tokens: 0,
-            cost: Micros::ZERO,
-        },
-        &outcome,
+    let usage = UsageContext::new(
+        origin.request_id,
+        operation,
+        body.project.clone(),
+        source_ip,
+        body.key.as_deref(),
     );
-    let mut out_headers = axum::http::HeaderMap::new();
-    if let Some(decision) = &outcome.decision {
-        crate::routes::verify::rate_limit_headers(decision, &mut out_headers, state.clock.now());
-    }
+    let checked =
+        pipeline::check(&state, Door::Caller(&caller.workspace), &attempt, &usage).await?;
+    let code = Verdict::from(checked.outcome.denial);
+    let retry_after = checked.retry_after();
+    let outcome = &checked.outcome;
     let reservation_id = outcome
         .decision
         .as_ref()
         .and_then(|d| d.reservation_id.as_ref())
         .zip(outcome.key.as_ref())
         .map(|(id, found)| format!("{id}.{}", found.key.id));
-    Ok((
-        out_headers,
-        Json(json!({
-            "valid": outcome.denial.is_none(),
-            "code": outcome.denial.map_or("valid", |d| d.code()),
-            "status": outcome.denial.map_or(200, |d| d.status()),
-            "message": outcome.denial.map(|d| d.message()),
-            "key_id": outcome.key.as_ref().map(|k| k.key.id.clone()),
-            "reservation_id": reservation_id,
-            "limits": outcome.decision.as_ref().map(|d| d.limits.clone()).unwrap_or_default(),
-            "retry_after": outcome.decision.as_ref().and_then(|d| d.retry_after_secs),
-        })),
-    ))
+    let body = Reservation {
+        valid: outcome.denial.is_none(),
+        code,
+        status: outcome.denial.map_or(200, |d| d.status()),
+        message: outcome.denial.map(|d| d.message().to_owned()),
+        key_id: outcome.key.as_ref().map(|k| k.key.id.clone()),
+        reservation_id,
+        limits: outcome
+            .decision
+            .as_ref()
+            .map(|d| limit_states(&d.limits))
+            .unwrap_or_default(),
+        retry_after,
+    };
+    Ok((checked.headers, Json(body)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settle {
-    #[serde(default)]
-    tokens: u64,
-    #[serde(default)]
-    cost: Micros,
-}
-
-/// `POST /v1/reservations/{id}/settle`: charge the actual amount and drop the hold.
+/// Charge the amount actually spent and drop the hold.
+#[utoipa::path(post, path = "/v1/reservations/{id}/settle", tag = "reservations",
+    params(("id" = String, Path, description = "The `reservation_id` a reservation answered with (`rsv_…`).")),
+    request_body = SettleReservation,
+    responses((status = 200, description = "The amount was charged and the hold dropped.", body = Settled)))]
 pub async fn settle_reservation(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<Settle>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    ApiJson(body): ApiJson<SettleReservation>,
+) -> Result<Json<Settled>, ApiError> {
     let (owner, inner) = reservation_owner(&caller, &id)?;
     if !state
         .limiter
@@ -247,22 +255,27 @@ pub async fn settle_reservation(
     {
         return Err(ApiError::NotFound("open reservation"));
     }
-    Ok(Json(
-        json!({"settled": true, "tokens": body.tokens, "cost": body.cost}),
-    ))
+    Ok(Json(Settled {
+        settled: true,
+        tokens: body.tokens,
+        cost: body.cost,
+    }))
 }
 
-/// `POST /v1/reservations/{id}/release`: drop the hold without spending.
+/// Drop the hold without spending.
+#[utoipa::path(post, path = "/v1/reservations/{id}/release", tag = "reservations",
+    params(("id" = String, Path, description = "The `reservation_id` a reservation answered with (`rsv_…`).")),
+    responses((status = 200, description = "The hold was dropped without spending.", body = Released)))]
 pub async fn release_reservation(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Released>, ApiError> {
     let (owner, inner) = reservation_owner(&caller, &id)?;
     if !state.limiter.release(&owner, inner).await? {
         return Err(ApiError::NotFound("open reservation"));
     }
-    Ok(Json(json!({"released": true})))
+    Ok(Json(Released { released: true }))
 }
 
 /// Splits a client's reservation id into the owner it claims (always the caller's own

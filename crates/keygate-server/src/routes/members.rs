@@ -5,10 +5,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use keygate_api::members::{CreateMember, CreatedMember};
+use keygate_api::Items;
 use keygate_core::ids;
-use keygate_core::model::{Member, Role};
+use keygate_core::model::Member;
 use keygate_store::NewMember;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{self, Origin};
@@ -19,22 +20,10 @@ use crate::invalidation::Change;
 use crate::routes::keys::valid_name;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateMember {
-    name: String,
-    role: Role,
-}
-
-/// A new member and their management token, shown once.
-#[derive(Serialize)]
-pub struct CreatedMember {
-    token: String,
-    warning: &'static str,
-    #[serde(flatten)]
-    member: Member,
-}
-
+/// Add a member with a role; the answer holds their management token, shown only this once.
+#[utoipa::path(post, path = "/v1/members", tag = "members",
+    request_body = CreateMember,
+    responses((status = 201, description = "The new member and their token.", body = CreatedMember)))]
 pub async fn create_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -73,20 +62,28 @@ pub async fn create_member(
         StatusCode::CREATED,
         Json(CreatedMember {
             token: token.expose().to_owned(),
-            warning: "Store this token now: it is shown once and cannot be retrieved again.",
+            warning: "Store this token now: it is shown once and cannot be retrieved again."
+                .to_owned(),
             member,
         }),
     ))
 }
 
+/// Every member of the workspace (tokens are shown only by their display form).
+#[utoipa::path(get, path = "/v1/members", tag = "members",
+    responses((status = 200, description = "The members.", body = Items<Member>)))]
 pub async fn list_members(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let members = state.store.list_members(&caller.workspace.id).await?;
-    Ok(Json(json!({ "items": members })))
+) -> Result<Json<Items<Member>>, ApiError> {
+    let items = state.store.list_members(&caller.workspace.id).await?;
+    Ok(Json(Items { items }))
 }
 
+/// Remove a member; their token stops working at once. The last owner cannot be removed.
+#[utoipa::path(delete, path = "/v1/members/{id}", tag = "members",
+    params(("id" = String, Path, description = "The member's id (`mem_…`).")),
+    responses((status = 204, description = "The member is removed.")))]
 pub async fn delete_member(
     State(state): State<AppState>,
     caller: Caller,

@@ -15,12 +15,16 @@ pub mod verify;
 pub mod workspace;
 
 use axum::extract::DefaultBodyLimit;
-use axum::handler::Handler;
 use axum::http::Method;
-use axum::routing::{get, on, MethodFilter, MethodRouter};
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use keygate_core::access::Access;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::openapi::path::{PathItem, Paths};
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::RefOr;
+use utoipa_axum::router::UtoipaMethodRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -43,129 +47,175 @@ impl Verb {
             Verb::Delete => Method::DELETE,
         }
     }
-    fn filter(self) -> MethodFilter {
-        match self {
-            Verb::Get => MethodFilter::GET,
-            Verb::Post => MethodFilter::POST,
-            Verb::Patch => MethodFilter::PATCH,
-            Verb::Delete => MethodFilter::DELETE,
-        }
+
+    /// The one operation a row's path item holds.
+    fn of(item: &PathItem) -> Option<Verb> {
+        [
+            (item.get.is_some(), Verb::Get),
+            (item.post.is_some(), Verb::Post),
+            (item.patch.is_some(), Verb::Patch),
+            (item.delete.is_some(), Verb::Delete),
+        ]
+        .into_iter()
+        .find_map(|(present, verb)| present.then_some(verb))
     }
 }
 
 /// One operation of the management API: what it is and who may call it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Operation {
     pub verb: Verb,
-    /// Under `/v1`, in axum's syntax (`/keys/{id}`).
-    pub path: &'static str,
+    /// The full path in axum's and OpenAPI's syntax (`/v1/keys/{id}`), as the handler's
+    /// `#[utoipa::path]` declares it.
+    pub path: String,
     pub access: Access,
     /// What the caller is doing, for the refusal message: "A viewer cannot {action}".
     pub action: &'static str,
 }
 
-fn op<H, T>(
-    verb: Verb,
-    path: &'static str,
+/// A row of the table: the operation, its OpenAPI description and schemas, and its handler.
+pub(crate) struct Row {
+    pub operation: Operation,
+    pub paths: Paths,
+    pub schemas: Vec<(String, RefOr<Schema>)>,
+    handler: MethodRouter<AppState>,
+}
+
+/// Builds a row from what `utoipa_axum::routes!` made of one handler: the method and path come
+/// from the handler's `#[utoipa::path]`, so the router and the document cannot disagree.
+fn row(
     access: Access,
     action: &'static str,
-    handler: H,
-) -> (Operation, MethodRouter<AppState>)
-where
-    H: Handler<T, AppState>,
-    T: 'static,
-{
-    (
-        Operation {
+    (schemas, paths, handler): UtoipaMethodRouter<AppState>,
+) -> Row {
+    let (path, verb) = match paths.paths.iter().next() {
+        Some((path, item)) if paths.paths.len() == 1 => (path.clone(), Verb::of(item)),
+        _ => (String::new(), None),
+    };
+    let Some(verb) = verb else {
+        // A programming error every test run catches at the first router build.
+        panic!("routes! for {action:?} must describe exactly one GET/POST/PATCH/DELETE operation");
+    };
+    Row {
+        operation: Operation {
             verb,
             path,
             access,
             action,
         },
-        on(verb.filter(), handler),
-    )
+        paths,
+        schemas,
+        handler,
+    }
 }
 
 /// The management API, one row per operation, and the role each needs. This is the only
-/// place a route's access is decided: the router is built from it, so a route cannot be
-/// served without a row, and the caller is authenticated and authorized by the row before the
-/// idempotency layer replays anything or the handler reads a body.
+/// place a route's access is decided, and the only list of routes: the router and
+/// `/openapi.json` are built from it (each handler's `#[utoipa::path]` gives its method, path
+/// and description), so a route cannot be served without a row or documented without being
+/// served. The caller is authenticated and authorized by the row before the idempotency layer
+/// replays anything or the handler reads a body.
 #[rustfmt::skip]
-fn operations() -> Vec<(Operation, MethodRouter<AppState>)> {
+pub(crate) fn operations() -> Vec<Row> {
     use Access::*;
-    use Verb::*;
     vec![
-        op(Post, "/keys", Write, "create keys", keys::create_key),
-        op(Get, "/keys", Read, "list keys", keys::list_keys),
-        op(Post, "/keys/verify", Meter, "verify keys", verify::verify_key),
-        op(Post, "/keys/import", Write, "import keys", keys::import_key),
-        op(Get, "/keys/{id}", Read, "read keys", keys::get_key),
-        op(Patch, "/keys/{id}", Write, "change keys", keys::update_key),
-        op(Delete, "/keys/{id}", Write, "delete keys", keys::delete_key),
-        op(Post, "/keys/{id}/disable", Write, "disable keys", keys::disable_key),
-        op(Post, "/keys/{id}/enable", Write, "enable keys", keys::enable_key),
-        op(Post, "/keys/{id}/revoke", Write, "revoke keys", keys::revoke_key),
-        op(Post, "/keys/{id}/regenerate", Write, "regenerate keys", keys::regenerate_key),
-        op(Post, "/keys/{id}/rotate", Write, "rotate keys", keys::rotate_key),
-        op(Get, "/keys/{id}/limits", Read, "read limits", limits::get_key_limits),
-        op(Get, "/keys/{id}/usage", Read, "read usage", usage::get_key_usage),
-        op(Post, "/usage", Meter, "report usage", limits::report_usage),
-        op(Get, "/usage", Read, "read usage", usage::get_workspace_usage),
-        op(Get, "/requests/{request_id}", Read, "read the request log", requests::get_request),
-        op(Get, "/audit", Read, "read the audit trail", audit::list_audit),
-        op(Post, "/reservations", Meter, "reserve", limits::create_reservation),
-        op(Post, "/reservations/{id}/settle", Meter, "settle reservations", limits::settle_reservation),
-        op(Post, "/reservations/{id}/release", Meter, "release reservations", limits::release_reservation),
-        op(Post, "/projects", Write, "create projects", projects::create_project),
-        op(Get, "/projects", Read, "list projects", projects::list_projects),
-        op(Get, "/projects/{id}", Read, "read projects", projects::get_project),
-        op(Post, "/members", Owner, "manage members", members::create_member),
-        op(Get, "/members", Owner, "manage members", members::list_members),
-        op(Delete, "/members/{id}", Owner, "manage members", members::delete_member),
-        op(Get, "/me", Member, "read their own membership", workspace::get_me),
-        op(Post, "/routing-rules", Write, "create routing rules", routing_rules::create_routing_rule),
-        op(Get, "/routing-rules", Read, "list routing rules", routing_rules::list_routing_rules),
-        op(Get, "/routing-rules/{id}", Read, "read routing rules", routing_rules::get_routing_rule),
-        op(Patch, "/routing-rules/{id}", Write, "change routing rules", routing_rules::update_routing_rule),
-        op(Delete, "/routing-rules/{id}", Write, "delete routing rules", routing_rules::delete_routing_rule),
-        op(Get, "/workspace", Read, "read workspace settings", workspace::get_workspace),
-        op(Patch, "/workspace", Owner, "change workspace settings", workspace::update_workspace),
+        row(Write, "create keys", routes!(keys::create_key)),
+        row(Read, "list keys", routes!(keys::list_keys)),
+        row(Meter, "verify keys", routes!(verify::verify_key)),
+        row(Write, "import keys", routes!(keys::import_key)),
+        row(Read, "read keys", routes!(keys::get_key)),
+        row(Write, "change keys", routes!(keys::update_key)),
+        row(Write, "delete keys", routes!(keys::delete_key)),
+        row(Write, "disable keys", routes!(keys::disable_key)),
+        row(Write, "enable keys", routes!(keys::enable_key)),
+        row(Write, "revoke keys", routes!(keys::revoke_key)),
+        row(Write, "regenerate keys", routes!(keys::regenerate_key)),
+        row(Write, "rotate keys", routes!(keys::rotate_key)),
+        row(Read, "read limits", routes!(limits::get_key_limits)),
+        row(Read, "read usage", routes!(usage::get_key_usage)),
+        row(Meter, "report usage", routes!(limits::report_usage)),
+        row(Read, "read usage", routes!(usage::get_workspace_usage)),
+        row(Read, "read the request log", routes!(requests::get_request)),
+        row(Read, "read the audit trail", routes!(audit::list_audit)),
+        row(Meter, "reserve", routes!(limits::create_reservation)),
+        row(Meter, "settle reservations", routes!(limits::settle_reservation)),
+        row(Meter, "release reservations", routes!(limits::release_reservation)),
+        row(Write, "create projects", routes!(projects::create_project)),
+        row(Read, "list projects", routes!(projects::list_projects)),
+        row(Read, "read projects", routes!(projects::get_project)),
+        row(Owner, "manage members", routes!(members::create_member)),
+        row(Owner, "manage members", routes!(members::list_members)),
+        row(Owner, "manage members", routes!(members::delete_member)),
+        row(Member, "read their own membership", routes!(workspace::get_me)),
+        row(Write, "create routing rules", routes!(routing_rules::create_routing_rule)),
+        row(Read, "list routing rules", routes!(routing_rules::list_routing_rules)),
+        row(Read, "read routing rules", routes!(routing_rules::get_routing_rule)),
+        row(Write, "change routing rules", routes!(routing_rules::update_routing_rule)),
+        row(Write, "delete routing rules", routes!(routing_rules::delete_routing_rule)),
+        row(Read, "read workspace settings", routes!(workspace::get_workspace)),
+        row(Owner, "change workspace settings", routes!(workspace::update_workspace)),
     ]
 }
 
 /// The role table, for documentation and tests.
 pub fn access_table() -> Vec<Operation> {
-    operations().into_iter().map(|(op, _)| op).collect()
+    operations().into_iter().map(|row| row.operation).collect()
+}
+
+/// Paths a gateway proxy prefix may not equal, contain or fall under: every management route
+/// (by its first two segments), the AI endpoints and the server's own pages.
+pub fn reserved_paths() -> Vec<String> {
+    let mut reserved: Vec<String> = access_table()
+        .into_iter()
+        .map(|op| op.path.split('/').take(3).collect::<Vec<_>>().join("/"))
+        .chain(crate::gateway::AI_PATHS.iter().map(|p| p.to_string()))
+        .chain(
+            [
+                "/healthz",
+                "/metrics",
+                "/openapi.json",
+                "/docs",
+                "/dashboard",
+            ]
+            .iter()
+            .map(|p| p.to_string()),
+        )
+        .collect();
+    reserved.sort();
+    reserved.dedup();
+    reserved
 }
 
 /// The whole application, ready to serve.
 pub fn router(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
-    let mut v1 = Router::new();
-    for (operation, handler) in operations() {
+    let rows = operations();
+    let document = openapi::Document::build(&rows, state.gateway.as_deref());
+    let mut api = Router::new();
+    for row in rows {
         // Layers run outside in: authorize (authenticate, then check the role) first, then
         // idempotency, then the handler. `route_layer` keeps 405s for other methods as they
         // are.
-        let handler = handler
+        let handler = row
+            .handler
             .route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 crate::idempotency::honour_idempotency_key,
             ))
             .route_layer(axum::middleware::from_fn_with_state(
-                (state.clone(), operation),
+                (state.clone(), row.operation.clone()),
                 crate::auth::authorize,
             ));
-        v1 = v1.route(operation.path, handler);
+        api = api.route(&row.operation.path, handler);
     }
 
-    Router::new()
-        .nest("/v1", v1)
+    api
         // Gateway mode: configured proxy prefixes and the AI endpoints, outside the
         // management API's idempotency layer (their POSTs go to an upstream, not the store).
         .merge(crate::gateway::routes(&state))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(openapi::openapi))
+        .merge(document.routes())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))

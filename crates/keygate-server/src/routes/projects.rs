@@ -4,9 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use keygate_api::projects::CreateProject;
+use keygate_api::Items;
 use keygate_core::ids;
 use keygate_core::model::Project;
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit::{self, Origin};
@@ -16,12 +17,10 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::routes::keys::valid_name;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateProject {
-    name: String,
-}
-
+/// Create a project keys can be scoped to.
+#[utoipa::path(post, path = "/v1/projects", tag = "projects",
+    request_body = CreateProject,
+    responses((status = 201, description = "The new project.", body = Project)))]
 pub async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -48,14 +47,21 @@ pub async fn create_project(
     Ok((StatusCode::CREATED, Json(project)))
 }
 
+/// Every project of the workspace.
+#[utoipa::path(get, path = "/v1/projects", tag = "projects",
+    responses((status = 200, description = "The projects.", body = Items<Project>)))]
 pub async fn list_projects(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let projects = state.store.list_projects(&caller.workspace.id).await?;
-    Ok(Json(json!({ "items": projects })))
+) -> Result<Json<Items<Project>>, ApiError> {
+    let items = state.store.list_projects(&caller.workspace.id).await?;
+    Ok(Json(Items { items }))
 }
 
+/// One project.
+#[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects",
+    params(("id" = String, Path, description = "The project's id (`proj_…`).")),
+    responses((status = 200, description = "The project.", body = Project)))]
 pub async fn get_project(
     State(state): State<AppState>,
     caller: Caller,

@@ -6,14 +6,19 @@
 
 use axum::extract::State;
 use axum::Json;
+use keygate_api::usage::RequestLogEntry;
+use keygate_api::verdict::Outcome;
 use keygate_core::ids;
-use keygate_store::RequestLogEntry;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiPath;
 use crate::state::AppState;
 
+/// Which key made a request, by the `request-id` its answer carried.
+#[utoipa::path(get, path = "/v1/requests/{request_id}", tag = "usage",
+    params(("request_id" = String, Path, description = "The `request-id` of the answer (`req_…`).")),
+    responses((status = 200, description = "The request, as the request log keeps it.", body = RequestLogEntry)))]
 pub async fn get_request(
     State(state): State<AppState>,
     caller: Caller,
@@ -22,10 +27,30 @@ pub async fn get_request(
     if !ids::looks_like("req", &request_id) {
         return Err(ApiError::NotFound("request"));
     }
-    state
+    let entry = state
         .store
         .request_log_entry(&caller.workspace.id, &request_id)
         .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound("request"))
+        .ok_or(ApiError::NotFound("request"))?;
+    // Every outcome the log holds was written by `UsageOutcome::as_str`; one this version
+    // cannot name was written by a newer version.
+    let outcome = Outcome::parse(&entry.outcome).ok_or_else(|| {
+        ApiError::internal(format!(
+            "the request log holds an unknown outcome {:?}",
+            entry.outcome
+        ))
+    })?;
+    Ok(Json(RequestLogEntry {
+        request_id: entry.request_id,
+        workspace_id: entry.workspace_id,
+        key_id: entry.key_id,
+        key_display: entry.key_display,
+        at: entry.at,
+        operation: entry.operation,
+        project: entry.project,
+        outcome,
+        tokens: entry.tokens,
+        cost: entry.cost,
+        source_ip: entry.source_ip,
+    }))
 }

@@ -13,46 +13,32 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use keygate_api::routing::{
+    CreateRoutingRule, CreateRoutingRuleBody, UpdateRoutingRule, UpdateRoutingRuleBody,
+};
+use keygate_api::Items;
 use keygate_core::ids;
-use keygate_core::routing::{validate_targets, RoutingMode, RoutingRule, RoutingTarget};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use keygate_core::routing::{validate_targets, RoutingRule};
+use serde_json::Value;
 
 use crate::audit::{self, Origin};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{nullable, ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath};
 use crate::invalidation::Change;
 use crate::routes::keys::valid_name;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRule {
-    name: String,
-    description: Option<String>,
-    mode: RoutingMode,
-    targets: Vec<RoutingTarget>,
-    #[serde(default)]
-    default: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateRule {
-    name: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    description: Option<Option<String>>,
-    mode: Option<RoutingMode>,
-    targets: Option<Vec<RoutingTarget>>,
-    default: Option<bool>,
-}
-
+/// Create a routing rule. With AI providers configured, it may name only those providers and
+/// map models only to priced ones.
+#[utoipa::path(post, path = "/v1/routing-rules", tag = "routing rules",
+    request_body = CreateRoutingRuleBody,
+    responses((status = 201, description = "The new rule.", body = RoutingRule)))]
 pub async fn create_routing_rule(
     State(state): State<AppState>,
     caller: Caller,
     origin: Origin,
-    ApiJson(body): ApiJson<CreateRule>,
+    ApiJson(body): ApiJson<CreateRoutingRule>,
 ) -> Result<impl IntoResponse, ApiError> {
     let now = state.clock.now();
     let rule = RoutingRule {
@@ -82,14 +68,21 @@ pub async fn create_routing_rule(
     Ok((StatusCode::CREATED, Json(rule)))
 }
 
+/// Every routing rule of the workspace.
+#[utoipa::path(get, path = "/v1/routing-rules", tag = "routing rules",
+    responses((status = 200, description = "The rules.", body = Items<RoutingRule>)))]
 pub async fn list_routing_rules(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
-    let rules = state.store.list_routing_rules(&caller.workspace.id).await?;
-    Ok(Json(json!({ "items": rules })))
+) -> Result<Json<Items<RoutingRule>>, ApiError> {
+    let items = state.store.list_routing_rules(&caller.workspace.id).await?;
+    Ok(Json(Items { items }))
 }
 
+/// One routing rule.
+#[utoipa::path(get, path = "/v1/routing-rules/{id}", tag = "routing rules",
+    params(("id" = String, Path, description = "The rule's id (`rr_…`).")),
+    responses((status = 200, description = "The rule.", body = RoutingRule)))]
 pub async fn get_routing_rule(
     State(state): State<AppState>,
     caller: Caller,
@@ -98,12 +91,17 @@ pub async fn get_routing_rule(
     Ok(Json(load(&state, &caller, &id).await?))
 }
 
+/// Change a routing rule: only the fields sent change.
+#[utoipa::path(patch, path = "/v1/routing-rules/{id}", tag = "routing rules",
+    params(("id" = String, Path, description = "The rule's id (`rr_…`).")),
+    request_body = UpdateRoutingRuleBody,
+    responses((status = 200, description = "The rule as changed.", body = RoutingRule)))]
 pub async fn update_routing_rule(
     State(state): State<AppState>,
     caller: Caller,
     origin: Origin,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<UpdateRule>,
+    ApiJson(body): ApiJson<UpdateRoutingRule>,
 ) -> Result<Json<RoutingRule>, ApiError> {
     let name = body.name.as_deref().map(valid_name).transpose()?;
     let description = body.description.map(valid_description).transpose()?;
@@ -145,6 +143,10 @@ pub async fn update_routing_rule(
     Ok(Json(saved))
 }
 
+/// Delete a routing rule; keys that used it fall back to the workspace's default rule.
+#[utoipa::path(delete, path = "/v1/routing-rules/{id}", tag = "routing rules",
+    params(("id" = String, Path, description = "The rule's id (`rr_…`).")),
+    responses((status = 204, description = "The rule is deleted.")))]
 pub async fn delete_routing_rule(
     State(state): State<AppState>,
     caller: Caller,

@@ -11,57 +11,46 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::Json;
 use chrono::{Days, NaiveDate};
+use keygate_api::usage::{
+    Counts, DailyAverage, DayUsage, GroupBy, GroupName, KeyUsage, KeyUsageParams, OperationUsage,
+    OutcomeUsage, ProjectUsage, UsageGroup, WorkspaceUsage, WorkspaceUsageParams, DEFAULT_DAYS,
+    MAX_DAYS,
+};
+use keygate_api::verdict::Outcome;
 use keygate_core::Micros;
 use keygate_store::{UsageDimension, UsageQuery};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::usage::REPORTED;
+use crate::usage::UsageOutcome;
 
-/// Longest report: a year, leap day included.
-const MAX_DAYS: u32 = 366;
-const DEFAULT_DAYS: u32 = 7;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyUsageParams {
-    days: Option<u32>,
-}
-
-/// Requests split into valid and denied, with what they consumed.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Counts {
-    requests: u64,
-    valid: u64,
-    denied: u64,
-    tokens: u64,
-    cost: Micros,
-}
-
-impl Counts {
-    fn add(&mut self, outcome: &str, requests: u64, tokens: u64, cost: Micros) {
-        self.requests += requests;
-        if outcome == "valid" {
-            self.valid += requests;
-        } else if outcome != REPORTED {
-            self.denied += requests;
-        }
-        self.tokens = self.tokens.saturating_add(tokens);
-        self.cost = self.cost.saturating_add(cost);
+/// Adds a rollup stored with `outcome` to `counts` (an outcome this version does not know
+/// counts as denied, as it always has).
+fn add(counts: &mut Counts, outcome: &str, requests: u64, tokens: u64, cost: Micros) {
+    counts.requests += requests;
+    match UsageOutcome::parse(outcome) {
+        Some(UsageOutcome::Valid) => counts.valid += requests,
+        Some(UsageOutcome::Reported) => {}
+        Some(UsageOutcome::Denied(_)) | None => counts.denied += requests,
     }
+    counts.tokens = counts.tokens.saturating_add(tokens);
+    counts.cost = counts.cost.saturating_add(cost);
 }
 
-/// `GET /v1/keys/{id}/usage?days=7`.
+/// One key's usage over the last `days` UTC days: every day, and the range summed by
+/// operation, project and outcome.
+#[utoipa::path(get, path = "/v1/keys/{id}/usage", tag = "usage",
+    params(("id" = String, Path, description = "The key's id (`key_…`)."), KeyUsageParams),
+    responses((status = 200, description = "The key's usage.", body = KeyUsage)))]
 pub async fn get_key_usage(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<KeyUsageParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyUsage>, ApiError> {
     let days = valid_days(params.days)?;
     crate::routes::keys::load_key(&state, &caller, &id).await?;
     let (from, to) = range(&state, days);
@@ -87,54 +76,59 @@ pub async fn get_key_usage(
     let mut by_outcome: BTreeMap<&str, Counts> = BTreeMap::new();
     let mut totals = Counts::default();
     for r in &rollups {
-        let add = |c: &mut Counts| c.add(&r.outcome, r.requests, r.tokens, r.cost);
+        let add = |c: &mut Counts| add(c, &r.outcome, r.requests, r.tokens, r.cost);
         add(per_day.entry(r.day).or_default());
         add(by_operation.entry(&r.operation).or_default());
         add(by_project.entry(r.project.as_deref()).or_default());
         add(by_outcome.entry(&r.outcome).or_default());
         add(&mut totals);
     }
-    let days_json: Vec<Value> = per_day
-        .iter()
-        .map(|(day, c)| with_field("date", json!(day.to_string()), c))
-        .collect();
-    Ok(Json(json!({
-        "key_id": id,
-        "from": from.to_string(),
-        "to": to.to_string(),
-        "days": days_json,
-        "by_operation": ranked(by_operation.into_iter().map(|(op, c)| (json!(op), c)), "operation"),
-        "by_project": ranked(by_project.into_iter().map(|(p, c)| (json!(p), c)), "project"),
-        "by_outcome": ranked(by_outcome.into_iter().map(|(o, c)| (json!(o), c)), "outcome"),
-        "totals": totals,
-        "daily_average": daily_average(&totals, days),
-    })))
+    Ok(Json(KeyUsage {
+        key_id: id,
+        from,
+        to,
+        days: per_day
+            .into_iter()
+            .map(|(date, counts)| DayUsage { date, counts })
+            .collect(),
+        by_operation: ranked(by_operation, |operation, counts| OperationUsage {
+            operation: operation.to_owned(),
+            counts,
+        }),
+        by_project: ranked(by_project, |project, counts| ProjectUsage {
+            project: project.map(str::to_owned),
+            counts,
+        }),
+        // An outcome written by a newer version is counted as denied above, but has no name
+        // this version can give it.
+        by_outcome: ranked(
+            by_outcome
+                .into_iter()
+                .filter_map(|(outcome, counts)| Some((Outcome::parse(outcome)?, counts))),
+            |outcome, counts| OutcomeUsage { outcome, counts },
+        ),
+        daily_average: daily_average(&totals, days),
+        totals,
+    }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkspaceUsageParams {
-    days: Option<u32>,
-    group_by: Option<String>,
-}
-
-/// `GET /v1/usage?group_by=key|project|operation|day&days=N`.
+/// The workspace's usage over the last `days` UTC days, summed by key, project, operation or
+/// day.
+#[utoipa::path(get, path = "/v1/usage", tag = "usage",
+    params(WorkspaceUsageParams),
+    responses((status = 200, description = "The workspace's usage, grouped.", body = WorkspaceUsage)))]
 pub async fn get_workspace_usage(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<WorkspaceUsageParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkspaceUsage>, ApiError> {
     let days = valid_days(params.days)?;
-    let (dimension, field) = match params.group_by.as_deref().unwrap_or("key") {
-        "key" => (UsageDimension::Key, "key_id"),
-        "project" => (UsageDimension::Project, "project"),
-        "operation" => (UsageDimension::Operation, "operation"),
-        "day" => (UsageDimension::Day, "date"),
-        _ => {
-            return Err(ApiError::invalid(
-                "group_by must be one of key, project, operation, day",
-            ))
-        }
+    let group_by = params.group_by.unwrap_or_default();
+    let dimension = match group_by {
+        GroupBy::Key => UsageDimension::Key,
+        GroupBy::Project => UsageDimension::Project,
+        GroupBy::Operation => UsageDimension::Operation,
+        GroupBy::Day => UsageDimension::Day,
     };
     let (from, to) = range(&state, days);
     let rows = state
@@ -152,35 +146,51 @@ pub async fn get_workspace_usage(
     let mut groups: BTreeMap<Option<String>, Counts> = BTreeMap::new();
     let mut totals = Counts::default();
     for row in rows {
-        totals.add(&row.outcome, row.requests, row.tokens, row.cost);
-        groups
-            .entry(row.group)
-            .or_default()
-            .add(&row.outcome, row.requests, row.tokens, row.cost);
+        add(
+            &mut totals,
+            &row.outcome,
+            row.requests,
+            row.tokens,
+            row.cost,
+        );
+        add(
+            groups.entry(row.group).or_default(),
+            &row.outcome,
+            row.requests,
+            row.tokens,
+            row.cost,
+        );
     }
-    let groups = if dimension == UsageDimension::Day {
+    let groups = if group_by == GroupBy::Day {
         // Every day, in order, like the key report.
         from.iter_days()
             .take_while(|d| *d <= to)
-            .map(|d| {
-                let counts = groups
+            .map(|d| UsageGroup {
+                counts: groups
                     .get(&Some(d.to_string()))
                     .copied()
-                    .unwrap_or_default();
-                with_field(field, json!(d.to_string()), &counts)
+                    .unwrap_or_default(),
+                group: GroupName::Date(d),
             })
             .collect()
     } else {
-        ranked(groups.into_iter().map(|(g, c)| (json!(g), c)), field)
+        ranked(groups, |name, counts| UsageGroup {
+            group: match group_by {
+                GroupBy::Project => GroupName::Project(name),
+                GroupBy::Operation => GroupName::Operation(name.unwrap_or_default()),
+                GroupBy::Key | GroupBy::Day => GroupName::KeyId(name),
+            },
+            counts,
+        })
     };
-    Ok(Json(json!({
-        "group_by": params.group_by.as_deref().unwrap_or("key"),
-        "from": from.to_string(),
-        "to": to.to_string(),
-        "groups": groups,
-        "totals": totals,
-        "daily_average": daily_average(&totals, days),
-    })))
+    Ok(Json(WorkspaceUsage {
+        group_by,
+        from,
+        to,
+        groups,
+        daily_average: daily_average(&totals, days),
+        totals,
+    }))
 }
 
 fn valid_days(days: Option<u32>) -> Result<u32, ApiError> {
@@ -203,52 +213,54 @@ fn range(state: &AppState, days: u32) -> (NaiveDate, NaiveDate) {
     (from, to)
 }
 
-/// `counts` as a JSON object with one more field in front.
-fn with_field(name: &str, value: Value, counts: &Counts) -> Value {
-    let mut object = serde_json::Map::new();
-    object.insert(name.to_owned(), value);
-    if let Value::Object(fields) = json!(counts) {
-        object.extend(fields);
-    }
-    Value::Object(object)
-}
-
-/// Groups, most requests first (then by name, so equal counts keep a stable order).
-fn ranked(groups: impl Iterator<Item = (Value, Counts)>, field: &str) -> Vec<Value> {
-    let mut groups: Vec<(Value, Counts)> = groups.collect();
+/// Groups, most requests first (then most cost, then by name as JSON, so equal counts keep a
+/// stable order), each made into its answer by `item`.
+fn ranked<N: Serialize, T>(
+    groups: impl IntoIterator<Item = (N, Counts)>,
+    item: impl Fn(N, Counts) -> T,
+) -> Vec<T> {
+    let mut groups: Vec<(String, N, Counts)> = groups
+        .into_iter()
+        .map(|(name, counts)| {
+            let sort_name = serde_json::to_string(&name).unwrap_or_default();
+            (sort_name, name, counts)
+        })
+        .collect();
     groups.sort_by(|a, b| {
-        b.1.requests
-            .cmp(&a.1.requests)
-            .then_with(|| b.1.cost.0.cmp(&a.1.cost.0))
-            .then_with(|| a.0.to_string().cmp(&b.0.to_string()))
+        b.2.requests
+            .cmp(&a.2.requests)
+            .then_with(|| b.2.cost.0.cmp(&a.2.cost.0))
+            .then_with(|| a.0.cmp(&b.0))
     });
     groups
-        .iter()
-        .map(|(name, counts)| with_field(field, name.clone(), counts))
+        .into_iter()
+        .map(|(_, name, counts)| item(name, counts))
         .collect()
 }
 
 /// Per-day means over the whole range (zero days count): requests and tokens to two
 /// decimals (whole numbers stay integers), cost in micros.
-fn daily_average(totals: &Counts, days: u32) -> Value {
+fn daily_average(totals: &Counts, days: u32) -> DailyAverage {
     let mean = |n: u64| {
         let days = u64::from(days);
         if n.is_multiple_of(days) {
-            json!(n / days)
+            serde_json::Number::from(n / days)
         } else {
-            json!((n as f64 / days as f64 * 100.0).round() / 100.0)
+            serde_json::Number::from_f64((n as f64 / days as f64 * 100.0).round() / 100.0)
+                .unwrap_or_else(|| serde_json::Number::from(n / days))
         }
     };
-    json!({
-        "requests": mean(totals.requests),
-        "tokens": mean(totals.tokens),
-        "cost": Micros(totals.cost.0 / i64::from(days)),
-    })
+    DailyAverage {
+        requests: mean(totals.requests),
+        tokens: mean(totals.tokens),
+        cost: Micros(totals.cost.0 / i64::from(days)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn averages_stay_integers_when_they_divide() {
@@ -260,7 +272,7 @@ mod tests {
             cost: Micros(7_000_000),
         };
         assert_eq!(
-            daily_average(&totals, 7),
+            serde_json::to_value(daily_average(&totals, 7)).expect("json"),
             json!({"requests": 2, "tokens": 1.43, "cost": "1.00"})
         );
     }
@@ -268,12 +280,32 @@ mod tests {
     #[test]
     fn reported_usage_adds_tokens_but_no_requests() {
         let mut c = Counts::default();
-        c.add("valid", 3, 10, Micros(5));
-        c.add("rate_limited", 2, 0, Micros::ZERO);
-        c.add(REPORTED, 0, 7, Micros(1));
+        add(&mut c, "valid", 3, 10, Micros(5));
+        add(&mut c, "rate_limited", 2, 0, Micros::ZERO);
+        add(&mut c, UsageOutcome::Reported.as_str(), 0, 7, Micros(1));
         assert_eq!(
             (c.requests, c.valid, c.denied, c.tokens, c.cost),
             (5, 3, 2, 17, Micros(6))
+        );
+    }
+
+    #[test]
+    fn groups_are_named_by_their_one_field() {
+        let group = UsageGroup {
+            group: GroupName::KeyId(None),
+            counts: Counts::default(),
+        };
+        assert_eq!(
+            serde_json::to_value(&group).expect("json"),
+            json!({"key_id": null, "requests": 0, "valid": 0, "denied": 0, "tokens": 0, "cost": "0.00"})
+        );
+        let day = DayUsage {
+            date: NaiveDate::from_ymd_opt(2026, 1, 31).unwrap_or_default(),
+            counts: Counts::default(),
+        };
+        assert_eq!(
+            serde_json::to_value(&day).expect("json")["date"],
+            "2026-01-31"
         );
     }
 }

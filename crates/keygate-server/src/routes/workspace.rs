@@ -5,44 +5,41 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
+use keygate_api::workspace::{Me, UpdateWorkspace, MAX_RATE_WINDOWS};
 use keygate_core::limits::RateWindow;
 use keygate_core::model::Workspace;
 use keygate_core::text::PolicyName;
-use keygate_core::Micros;
-use serde::Deserialize;
 
 use crate::audit::{self, Origin};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{nullable, ApiJson};
+use crate::extract::ApiJson;
 use crate::invalidation::Change;
 use crate::routes::keys::valid_name;
 use crate::state::AppState;
 
+/// The caller's workspace and its settings.
+#[utoipa::path(get, path = "/v1/workspace", tag = "workspace",
+    responses((status = 200, description = "The workspace.", body = Workspace)))]
 pub async fn get_workspace(caller: Caller) -> Json<Workspace> {
     Json((*caller.workspace).clone())
 }
 
-/// `GET /v1/me`: which member (and role) a token belongs to, so the CLI and dashboard can say
-/// who is logged in and hide what the role may not do.
-pub async fn get_me(caller: Caller) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "member": *caller.member,
-        "workspace": *caller.workspace,
-    }))
+/// Which member (and role) the token belongs to, so the CLI and dashboard can say who is
+/// logged in and hide what the role may not do.
+#[utoipa::path(get, path = "/v1/me", tag = "workspace",
+    responses((status = 200, description = "The caller and their workspace.", body = Me)))]
+pub async fn get_me(caller: Caller) -> Json<Me> {
+    Json(Me {
+        member: (*caller.member).clone(),
+        workspace: (*caller.workspace).clone(),
+    })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateWorkspace {
-    name: Option<String>,
-    single_active_key: Option<bool>,
-    default_rate_limits: Option<Vec<RateWindow>>,
-    rate_limit_policies: Option<BTreeMap<String, Vec<RateWindow>>>,
-    #[serde(default, deserialize_with = "nullable")]
-    credit_balance: Option<Option<Micros>>,
-}
-
+/// Change the workspace's name and policies. Every change is audited.
+#[utoipa::path(patch, path = "/v1/workspace", tag = "workspace",
+    request_body = UpdateWorkspace,
+    responses((status = 200, description = "The workspace as changed.", body = Workspace)))]
 pub async fn update_workspace(
     State(state): State<AppState>,
     caller: Caller,
@@ -93,7 +90,7 @@ pub async fn update_workspace(
 }
 
 fn valid_windows(windows: Vec<RateWindow>) -> Result<Vec<RateWindow>, ApiError> {
-    if windows.len() > 10 || windows.iter().any(|w| w.limit == 0) {
+    if windows.len() > MAX_RATE_WINDOWS || windows.iter().any(|w| w.limit == 0) {
         return Err(ApiError::invalid(
             "at most 10 rate windows, each with a limit of at least 1",
         ));

@@ -196,6 +196,77 @@ async fn chat_completion_is_answered_by_the_provider_and_metered_by_its_usage() 
     assert_eq!(consumption(&app, &key_id, (36, 96)).await, (36, 96));
 }
 
+/// Every AI request is one usage event: a refusal before the body is read, a refusal by a
+/// budget, `GET /v1/models`, and an admitted completion — recorded by its settlement with what
+/// it was charged, not also by the checks that admitted it.
+#[tokio::test]
+async fn each_ai_request_is_recorded_once_with_what_it_was_charged() {
+    let AiSetup { app, .. } = ai_app().await;
+    let created = app
+        .create_key(
+            json!({"name": "counted", "limits": {"token_limit": {"limit": 500, "reset": "daily"}}}),
+        )
+        .await;
+    let key_id = created["id"].as_str().expect("id");
+    let secret = created["secret"].as_str().expect("secret");
+
+    let reply = chat(&app, secret, hello(json!({}))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(consumption(&app, key_id, (18, -1)).await.0, 18);
+    let reply = app.get("/v1/models", secret).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    chat(&app, secret, hello(json!({"max_tokens": 1000})))
+        .await
+        .assert_error(StatusCode::TOO_MANY_REQUESTS, "token_limit_reached");
+    let revoked = app
+        .post(
+            &format!("/v1/keys/{key_id}/revoke"),
+            &app.owner_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    chat(&app, secret, hello(json!({})))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "revoked");
+
+    // The settlement records in the background: wait for it, then compare.
+    let mut report = Value::Null;
+    for _ in 0..100 {
+        app.state.usage.flush().await;
+        report = app
+            .get(&format!("/v1/keys/{key_id}/usage?days=1"), &app.owner_token)
+            .await
+            .body;
+        if report["totals"]["requests"] == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let totals = &report["totals"];
+    assert_eq!(
+        (
+            &totals["requests"],
+            &totals["valid"],
+            &totals["denied"],
+            &totals["tokens"]
+        ),
+        (&json!(4), &json!(2), &json!(2), &json!(18)),
+        "{report}"
+    );
+    let operation = |name: &str| {
+        report["by_operation"]
+            .as_array()
+            .and_then(|ops| ops.iter().find(|o| o["operation"] == name))
+            .map(|o| (o["requests"].clone(), o["valid"].clone()))
+    };
+    assert_eq!(
+        operation("/v1/chat/completions"),
+        Some((json!(3), json!(1)))
+    );
+    assert_eq!(operation("/v1/models"), Some((json!(1), json!(1))));
+}
+
 #[tokio::test]
 async fn embeddings_and_models_speak_the_openai_format() {
     let AiSetup { app, alpha, .. } = ai_app().await;

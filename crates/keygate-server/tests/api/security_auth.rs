@@ -184,12 +184,10 @@ async fn security_every_route_in_the_access_table_is_served_and_enforced() {
         ),
     ];
     for op in access_table() {
-        let path = format!(
-            "/v1{}",
-            op.path
-                .replace("{id}", "key_does_not_exist")
-                .replace("{request_id}", "req_does_not_exist")
-        );
+        let path = op
+            .path
+            .replace("{id}", "key_does_not_exist")
+            .replace("{request_id}", "req_does_not_exist");
         let method = op.verb.method();
         let send = |token: Option<&str>| {
             let mut request = app
@@ -232,11 +230,11 @@ async fn security_every_route_in_the_access_table_is_served_and_enforced() {
     assert_eq!(
         meter,
         [
-            "/keys/verify",
-            "/usage",
-            "/reservations",
-            "/reservations/{id}/settle",
-            "/reservations/{id}/release"
+            "/v1/keys/verify",
+            "/v1/usage",
+            "/v1/reservations",
+            "/v1/reservations/{id}/settle",
+            "/v1/reservations/{id}/release"
         ]
     );
 }
@@ -260,7 +258,7 @@ fn security_the_readme_role_table_matches_the_code() {
     for op in &table {
         let verb = op.verb.method();
         let roles: Vec<&str> = op.access.roles().into_iter().map(|r| r.as_str()).collect();
-        let row = format!("| `{verb} /v1{}` | {} |", op.path, roles.join(", "));
+        let row = format!("| `{verb} {}` | {} |", op.path, roles.join(", "));
         assert!(readme.contains(&row), "README.md lacks the row {row}");
     }
     assert_eq!(
