@@ -138,17 +138,18 @@ impl TargetType {
 }
 
 /// `GET /v1/audit`. With `action=auth.failed` the failed authentication attempts are listed
-/// instead, and `key_id` and `actor` may not be given (a failed attempt has no actor, and is
-/// listed by the display form of what was presented).
+/// instead. Filters combine as AND: a failed attempt has no actor and no key id (it is listed
+/// by the display form of what was presented), so with `key_id` or `actor` the page is empty.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
-    /// Only entries about this target (a key's, project's, member's… id). Not with
-    /// `action=auth.failed`.
+    /// Only entries about this target (a key's, project's, member's… id). Failed attempts
+    /// (`action=auth.failed`) have none, so none match.
     #[param(nullable = false)]
     pub key_id: Option<String>,
-    /// Only changes made by this member (`mem_…`, or `system`). Not with `action=auth.failed`.
+    /// Only changes made by this member (`mem_…`, or `system`). Failed attempts
+    /// (`action=auth.failed`) have no actor, so none match.
     #[param(nullable = false)]
     pub actor: Option<String>,
     /// Only this action.

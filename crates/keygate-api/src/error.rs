@@ -54,10 +54,14 @@ pub enum ErrorCode {
     NameTaken,
     ActiveKeyExists,
     LastOwner,
+    /// A member tried to remove themselves (another owner can).
+    CannotRemoveSelf,
     AlreadyExists,
     AlreadyImported,
     ConcurrentChange,
     KeyRevoked,
+    /// The operation does not apply to an imported legacy key (rotate, regenerate, limits).
+    LegacyKey,
     // The gateway.
     InvalidPath,
     InvalidBody,
@@ -108,6 +112,7 @@ mod tests {
             (ErrorCode::PayloadTooLarge, "payload_too_large"),
             (ErrorCode::InternalError, "internal_error"),
             (ErrorCode::AlreadyImported, "already_imported"),
+            (ErrorCode::LegacyKey, "legacy_key"),
         ] {
             assert_eq!(serde_json::to_value(code).expect("serialise"), text);
             let back: ErrorCode = serde_json::from_value(text.into()).expect("parse");

@@ -66,36 +66,9 @@ fn source_ip_json() -> Value {
 /// Reads a `u64` spelled as JSON allows an integer to be: `2`, and also `2.0` or `2e0` (JSON
 /// Schema counts a number with a zero fraction as an integer, and so do the clients that
 /// generate bodies from the document). A fraction, a sign or anything above `u64::MAX` is
-/// refused. For `#[serde(deserialize_with = "…")]`.
-pub fn whole_u64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    struct Whole;
-    impl serde::de::Visitor<'_> for Whole {
-        type Value = u64;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a whole number from 0 to 18446744073709551615")
-        }
-
-        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<u64, E> {
-            Ok(value)
-        }
-
-        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<u64, E> {
-            u64::try_from(value)
-                .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(value), &self))
-        }
-
-        fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<u64, E> {
-            // 2^64 is the first float above u64::MAX.
-            if value.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&value) {
-                Ok(value as u64)
-            } else {
-                Err(E::invalid_value(serde::de::Unexpected::Float(value), &self))
-            }
-        }
-    }
-    deserializer.deserialize_u64(Whole)
-}
+/// refused. For `#[serde(deserialize_with = "…")]`; keygate-core's request types use the same
+/// reader (and its `u32` and `Option` variants).
+pub use keygate_core::whole::{optional_whole_u64, whole_u32, whole_u64};
 
 /// An amount summed over many requests (usage totals and averages): dollars as Money writes
 /// them, but without Money's $1,000,000,000 bound, which is a bound on one request's amount.

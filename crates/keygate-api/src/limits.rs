@@ -100,6 +100,8 @@ pub struct UsageReported {
     /// Always `true`.
     pub recorded: bool,
     pub key_id: String,
+    /// The tokens recorded, as sent (any `u64`).
+    #[schema(schema_with = crate::fields::tokens)]
     pub tokens: u64,
     pub cost: Micros,
 }
@@ -189,6 +191,8 @@ pub struct SettleReservation {
 pub struct Settled {
     /// Always `true`.
     pub settled: bool,
+    /// The tokens charged, as sent (any `u64`).
+    #[schema(schema_with = crate::fields::tokens)]
     pub tokens: u64,
     pub cost: Micros,
 }

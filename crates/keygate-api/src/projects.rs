@@ -3,12 +3,13 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use keygate_core::text::Name;
+
 /// `POST /v1/projects`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "billing"}))]
 pub struct CreateProject {
-    /// 1–100 characters, no control characters.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(value_type = Name)]
     pub name: String,
 }

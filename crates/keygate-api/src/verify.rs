@@ -45,7 +45,11 @@ pub struct VerifyRequest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub permissions: Vec<String>,
     /// Tokens this request consumes from the key's token budget; default 0.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(
+        default,
+        deserialize_with = "crate::fields::whole_u64",
+        skip_serializing_if = "is_zero"
+    )]
     #[schema(schema_with = tokens_schema)]
     pub tokens: u64,
     /// What this request costs (USD), consumed from the key's cost budget, daily spend cap and

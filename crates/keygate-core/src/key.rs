@@ -13,6 +13,7 @@ use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 
 use crate::base62;
+use crate::text::text_type;
 
 /// Characters of randomness in a key body.
 pub const RANDOM_LEN: usize = 26;
@@ -43,10 +44,12 @@ fn is_lower_alnum(s: &str) -> bool {
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
-/// A workspace's key prefix, such as `kg`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct KeyPrefix(String);
+text_type!(
+    /// A workspace's key prefix, such as `kg`.
+    #[derive(Serialize, Deserialize)]
+    #[serde(try_from = "String", into = "String")]
+    KeyPrefix
+);
 
 impl KeyPrefix {
     pub fn parse(s: &str) -> Result<Self, KeyFormatError> {
@@ -59,9 +62,6 @@ impl KeyPrefix {
             Err(KeyFormatError::BadPrefix)
         }
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 impl TryFrom<String> for KeyPrefix {
@@ -70,21 +70,13 @@ impl TryFrom<String> for KeyPrefix {
         Self::parse(&s)
     }
 }
-impl From<KeyPrefix> for String {
-    fn from(p: KeyPrefix) -> String {
-        p.0
-    }
-}
-impl fmt::Display for KeyPrefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
-/// A key's environment tag: `live`, `test`, `dev`, `stg`, `prod`, `ci` or a custom one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct EnvTag(String);
+text_type!(
+    /// A key's environment tag: `live`, `test`, `dev`, `stg`, `prod`, `ci` or a custom one.
+    #[derive(Serialize, Deserialize)]
+    #[serde(try_from = "String", into = "String")]
+    EnvTag
+);
 
 impl EnvTag {
     pub fn parse(s: &str) -> Result<Self, KeyFormatError> {
@@ -97,25 +89,12 @@ impl EnvTag {
     pub fn live() -> Self {
         Self("live".into())
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 impl TryFrom<String> for EnvTag {
     type Error = KeyFormatError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         Self::parse(&s)
-    }
-}
-impl From<EnvTag> for String {
-    fn from(e: EnvTag) -> String {
-        e.0
-    }
-}
-impl fmt::Display for EnvTag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

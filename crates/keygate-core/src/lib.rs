@@ -37,6 +37,7 @@ pub mod schema;
 pub mod text;
 pub mod verdict;
 pub mod verify;
+pub mod whole;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use hash::{KeyHash, ServerSecret};

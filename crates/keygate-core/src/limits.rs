@@ -15,7 +15,8 @@ use crate::money::Micros;
 #[serde(deny_unknown_fields)]
 pub struct RateWindow {
     /// At least 1.
-    #[cfg_attr(feature = "schema", schema(minimum = 1))]
+    #[cfg_attr(feature = "schema", schema(schema_with = crate::schema::rate_limit_schema))]
+    #[serde(deserialize_with = "crate::whole::whole_u64")]
     pub limit: u64,
     #[serde(rename = "window")]
     pub window: WindowLength,
@@ -60,7 +61,7 @@ impl<'de> Deserialize<'de> for WindowLength {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(deserializer)?;
         let secs = match value {
-            serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| {
+            serde_json::Value::Number(n) => crate::whole::whole_number(&n).ok_or_else(|| {
                 serde::de::Error::custom("a window is a whole number of seconds or \"1m\"")
             })?,
             serde_json::Value::String(s) => parse_duration(&s)
@@ -138,6 +139,8 @@ fn midnight(day: NaiveDate) -> DateTime<Utc> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenLimit {
+    #[serde(deserialize_with = "crate::whole::whole_u64")]
+    #[cfg_attr(feature = "schema", schema(schema_with = crate::schema::token_limit_schema))]
     pub limit: u64,
     #[serde(default)]
     pub reset: ResetPeriod,

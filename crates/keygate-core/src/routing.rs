@@ -34,7 +34,10 @@ pub struct RoutingTarget {
     pub provider: String,
     /// Share of traffic in `split` mode (any positive integers: 70/30, 7/3). Ignored by
     /// `fallback`.
-    #[serde(default = "default_weight")]
+    #[serde(
+        default = "default_weight",
+        deserialize_with = "crate::whole::whole_u32"
+    )]
     #[cfg_attr(feature = "schema", schema(schema_with = crate::schema::weight_schema))]
     pub weight: u32,
     /// Requested model → this provider's name for it. Unlisted models are sent as requested.

@@ -33,6 +33,8 @@ pub fn documents() -> Vec<(&'static str, Value)> {
         ("provider", provider()),
         ("weight", weight()),
         ("models", model_map()),
+        ("rate_limit", rate_limit()),
+        ("token_limit", token_limit()),
     ]
 }
 
@@ -127,6 +129,38 @@ pub(crate) fn weight_schema() -> RefOr<Schema> {
 }
 pub(crate) fn model_map_schema() -> RefOr<Schema> {
     parsed(model_map())
+}
+
+/// [`crate::limits::RateWindow`]'s `limit`: any `u64` of at least 1, as `crate::whole` reads
+/// it. Written out because utoipa would call a `u64` `int64`, a bound below what the server
+/// takes.
+fn rate_limit() -> Value {
+    json!({
+        "description": "Requests allowed in the window: at least 1.",
+        "type": "integer",
+        "minimum": 1,
+        "maximum": u64::MAX,
+        "example": 100
+    })
+}
+
+/// [`crate::limits::TokenLimit`]'s `limit`: any `u64`, as `crate::whole` reads it.
+fn token_limit() -> Value {
+    json!({
+        "description": "Tokens allowed per reset period.",
+        "type": "integer",
+        "minimum": 0,
+        "maximum": u64::MAX,
+        "example": 1_000_000
+    })
+}
+
+/// Inline schemas of the limits' counts (`schema_with`).
+pub(crate) fn rate_limit_schema() -> RefOr<Schema> {
+    parsed(rate_limit())
+}
+pub(crate) fn token_limit_schema() -> RefOr<Schema> {
+    parsed(token_limit())
 }
 
 fn money() -> Value {

@@ -27,9 +27,12 @@ impl FieldError {
     }
 }
 
+/// A validated text newtype: the struct, `as_str`, `into_string`, `Display` and `String::from`.
+/// Attributes given before the name (docs, extra derives, `serde`) go on the struct; `parse`
+/// is each type's own. Used here and for the key format's parts (`key.rs`).
 macro_rules! text_type {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
+    ($(#[$attr:meta])* $name:ident) => {
+        $(#[$attr])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         pub struct $name(String);
 
@@ -55,6 +58,7 @@ macro_rules! text_type {
         }
     };
 }
+pub(crate) use text_type;
 
 text_type!(
     /// What a person calls a key, project, member, routing rule or workspace: 1 to

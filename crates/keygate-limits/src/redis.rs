@@ -103,6 +103,22 @@ impl Names {
     fn counters(&self, kind: char, starts: &[i64; 4]) -> [String; 4] {
         std::array::from_fn(|i| format!("{}{kind}:{}:{}", self.key, PERIOD_LETTERS[i], starts[i]))
     }
+
+    /// What a reservation moves, in the order `decide.lua` and `finish.lua` both take it: the
+    /// key's holds and held amounts, the workspace's holds, held amount and spend, then the
+    /// token and the cost counters.
+    fn holds_and_counters(&self, starts: &[i64; 4]) -> Vec<String> {
+        let mut keys = vec![
+            format!("{}holds", self.key),
+            format!("{}held", self.key),
+            format!("{}w:holds", self.workspace),
+            format!("{}w:held", self.workspace),
+            format!("{}w:spent", self.workspace),
+        ];
+        keys.extend(self.counters('t', starts));
+        keys.extend(self.counters('c', starts));
+        keys
+    }
 }
 
 /// Period starts and the TTL each period's counter should get (0 = keep forever).
@@ -181,10 +197,21 @@ impl RedisLimiter {
             namespace: namespace.to_owned(),
             clock,
             timeout,
+            // Each script starts with `counters.lua`: the saturating add and the charging of
+            // spent usage, which all three do the same way.
             scripts: Arc::new(Scripts {
-                decide: Script::new(include_str!("redis/decide.lua")),
-                finish: Script::new(include_str!("redis/finish.lua")),
-                record: Script::new(include_str!("redis/record.lua")),
+                decide: Script::new(concat!(
+                    include_str!("redis/counters.lua"),
+                    include_str!("redis/decide.lua")
+                )),
+                finish: Script::new(concat!(
+                    include_str!("redis/counters.lua"),
+                    include_str!("redis/finish.lua")
+                )),
+                record: Script::new(concat!(
+                    include_str!("redis/counters.lua"),
+                    include_str!("redis/record.lua")
+                )),
             }),
         })
     }
@@ -258,13 +285,7 @@ impl RedisLimiter {
 
         let mut invocation = self.scripts.decide.prepare_invoke();
         invocation
-            .key(format!("{}holds", names.key))
-            .key(format!("{}held", names.key))
-            .key(format!("{}w:holds", names.workspace))
-            .key(format!("{}w:held", names.workspace))
-            .key(format!("{}w:spent", names.workspace))
-            .key(&names.counters('t', &starts))
-            .key(&names.counters('c', &starts))
+            .key(names.holds_and_counters(&starts))
             .key(format!("{}res:{reservation}", names.workspace));
         for window in &req.rate_limits {
             let ms = window_ms(window);
@@ -355,13 +376,7 @@ impl RedisLimiter {
         let mut invocation = self.scripts.finish.prepare_invoke();
         invocation
             .key(format!("{}res:{reservation_id}", names.workspace))
-            .key(format!("{}holds", names.key))
-            .key(format!("{}held", names.key))
-            .key(format!("{}w:holds", names.workspace))
-            .key(format!("{}w:held", names.workspace))
-            .key(format!("{}w:spent", names.workspace))
-            .key(&names.counters('t', &starts))
-            .key(&names.counters('c', &starts))
+            .key(names.holds_and_counters(&starts))
             .arg(if actual.is_some() {
                 "settle"
             } else {

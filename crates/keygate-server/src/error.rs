@@ -38,6 +38,12 @@ pub enum ApiError {
     Denied(Denial, Option<u64>),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Something a request names (not the path's id) does not exist; the text says what.
+    #[error("missing: {0}")]
+    Missing(String),
+    /// The operation does not apply to an imported legacy key.
+    #[error("legacy key: {0}")]
+    LegacyKey(String),
     #[error("no route")]
     NoRoute,
     #[error("method not allowed")]
@@ -124,6 +130,8 @@ impl ApiError {
                 ErrorCode::NotFound,
                 format!("No {what} with that id exists in this workspace."),
             ),
+            Missing(message) => (404, ErrorCode::NotFound, message.clone()),
+            LegacyKey(message) => (409, ErrorCode::LegacyKey, message.clone()),
             NoRoute => (
                 404,
                 ErrorCode::NotFound,

@@ -5,16 +5,65 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{header, Extensions, HeaderMap};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::ApiError;
 
-/// A JSON body.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body, which must be an object: serde reads a struct from an array too (`[]`,
+/// `["x", null]`), so without this check a body the document does not allow would be
+/// accepted. Otherwise as `axum::Json`: the content type first (415), then the size (413),
+/// then the JSON (400 `invalid_json`).
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::TooLarge)?;
+        json_object(&bytes)?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// `Content-Type: application/json` or `application/<anything>+json`, as `axum::Json` reads it.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<mime::Mime>().ok())
+        .is_some_and(|mime| {
+            mime.type_() == "application"
+                && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
+        })
+}
+
+/// Refuses a body whose top level is JSON but not an object (400 `invalid_json`). A body
+/// that is empty or not JSON at all is left to the parser, which says so.
+pub fn json_object(body: &[u8]) -> Result<(), ApiError> {
+    match body
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        Some(b'{') | None => Ok(()),
+        Some(_) => Err(ApiError::BadJson(
+            "The body must be a JSON object (`{…}`) with the fields the operation takes.".into(),
+        )),
+    }
+}
 
 /// A query string.
 #[derive(FromRequestParts)]

@@ -46,16 +46,14 @@ impl Metrics {
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP keygate_verifications_total Key verifications by outcome code.\n");
-        out.push_str("# TYPE keygate_verifications_total counter\n");
         let codes = std::iter::once("valid").chain(Denial::ALL.iter().map(|d| d.code()));
-        for (code, counter) in codes.zip(self.verifications.iter()) {
-            let _ = writeln!(
-                out,
-                "keygate_verifications_total{{outcome=\"{code}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            );
-        }
+        render_counters(
+            &mut out,
+            "keygate_verifications_total",
+            "Key verifications by outcome code.",
+            "outcome",
+            codes.zip(self.verifications.iter()),
+        );
         out.push_str("# HELP keygate_store_key_lookups_total Key lookups that reached the store (cache misses).\n");
         out.push_str("# TYPE keygate_store_key_lookups_total counter\n");
         let _ = writeln!(
@@ -78,31 +76,44 @@ impl Metrics {
             "keygate_limiter_duration_seconds",
             "Time of limiter calls made by verification.",
         );
-        out.push_str("# HELP keygate_proxy_upstream_failures_total Reverse-proxy requests the upstream failed, by kind.\n");
-        out.push_str("# TYPE keygate_proxy_upstream_failures_total counter\n");
-        for (kind, counter) in [
-            ("unavailable", &self.upstream_unavailable),
-            ("timeout", &self.upstream_timeouts),
-        ] {
-            let _ = writeln!(
-                out,
-                "keygate_proxy_upstream_failures_total{{kind=\"{kind}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP keygate_settle_failures_total Failed attempts to settle or release an AI request's reservation: retried, or given up (that usage was not charged).\n");
-        out.push_str("# TYPE keygate_settle_failures_total counter\n");
-        for (outcome, counter) in [
-            ("retried", &self.settle_retried),
-            ("given_up", &self.settle_given_up),
-        ] {
-            let _ = writeln!(
-                out,
-                "keygate_settle_failures_total{{outcome=\"{outcome}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            );
-        }
+        render_counters(
+            &mut out,
+            "keygate_proxy_upstream_failures_total",
+            "Reverse-proxy requests the upstream failed, by kind.",
+            "kind",
+            [
+                ("unavailable", &self.upstream_unavailable),
+                ("timeout", &self.upstream_timeouts),
+            ],
+        );
+        render_counters(
+            &mut out,
+            "keygate_settle_failures_total",
+            "Failed attempts to settle or release an AI request's reservation: retried, or given up (that usage was not charged).",
+            "outcome",
+            [
+                ("retried", &self.settle_retried),
+                ("given_up", &self.settle_given_up),
+            ],
+        );
         out
+    }
+}
+
+/// Writes a counter family with one label: its HELP and TYPE lines, then a sample for each
+/// value of the label. Every labelled family is written this one way.
+fn render_counters<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl IntoIterator<Item = (&'a str, &'a AtomicU64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (value, counter) in samples {
+        let count = counter.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
     }
 }
 

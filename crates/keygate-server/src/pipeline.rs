@@ -26,6 +26,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use keygate_api::verify::POLICY_HEADER;
 use keygate_core::limits::RateWindow;
 use keygate_core::model::{KeyMatch, Project, Workspace};
 use keygate_core::verify::{check_key, classify, Requirement};
@@ -60,6 +61,50 @@ pub struct Attempt<'a> {
     pub tokens: u64,
     pub cost: Micros,
     pub consumption: Consumption,
+}
+
+impl<'a> Attempt<'a> {
+    /// A request that brings no amounts of its own (a gateway request before its cost is
+    /// known, a model list): it consumes one request of the key's rate windows, under the rate
+    /// policy its headers ask for. Verify mode and reservations set the amounts their bodies
+    /// give; the AI gateway its worst case.
+    pub fn request(
+        key: Option<&'a str>,
+        requirement: Requirement<'a>,
+        headers: &'a HeaderMap,
+    ) -> Self {
+        Attempt {
+            key,
+            requirement,
+            policy: requested_policy(headers),
+            tokens: 0,
+            cost: Micros::ZERO,
+            consumption: Consumption::Admit,
+        }
+    }
+
+    /// The same request, spending `tokens` and `cost` (what a verify or reservation body says).
+    pub fn spending(self, tokens: u64, cost: Micros) -> Self {
+        Attempt {
+            tokens,
+            cost,
+            ..self
+        }
+    }
+
+    /// The same request, holding its amounts as a worst case for `ttl` instead of spending them.
+    pub fn reserving(self, ttl: Duration) -> Self {
+        Attempt {
+            consumption: Consumption::Reserve { ttl },
+            ..self
+        }
+    }
+}
+
+/// The stricter named rate policy a request asks for in `keygate-ratelimit-policy`, read the
+/// same way at every door (a value that is not text is as if none was sent).
+pub fn requested_policy(headers: &HeaderMap) -> Option<&str> {
+    headers.get(POLICY_HEADER).and_then(|v| v.to_str().ok())
 }
 
 /// The verdict and everything the caller needs to answer with it.
@@ -425,10 +470,13 @@ pub fn admission(
         // The policy names are the workspace's business, not its customers': in gateway mode
         // this answer reaches an end customer, so it neither lists them nor echoes the header.
         // Members see the names in `GET /v1/workspace`.
+        // A name that refers to nothing is "not found" (404), like any other reference to a
+        // workspace's resource that does not exist.
         let policy = workspace.rate_limit_policies.get(name).ok_or_else(|| {
-            ApiError::invalid(
-                "Unknown rate-limit policy in keygate-ratelimit-policy; the workspace's policies \
-                 are listed by GET /v1/workspace.",
+            ApiError::Missing(
+                "No rate-limit policy of the name in keygate-ratelimit-policy exists in this \
+                 workspace; the workspace's policies are listed by GET /v1/workspace."
+                    .into(),
             )
         })?;
         // A policy adds windows; it can only tighten, because every window must pass.

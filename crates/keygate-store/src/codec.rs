@@ -249,9 +249,52 @@ pub(crate) fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// A stored counter or sum. Counters saturate at `i64::MAX` when they are added to (see
+/// `sql::saturating_add`), but a SQLite row written before they did may hold the float an
+/// overflowing addition turned into: it reads as the nearest `i64` (saturating), so no
+/// stored value makes a read fail.
+fn get_saturating(row: &AnyRow, column: &str) -> StoreResult<i64> {
+    match row.try_get::<i64, _>(column) {
+        Ok(n) => Ok(n),
+        // `as` saturates (and reads NaN as 0).
+        Err(_) => row
+            .try_get::<f64, _>(column)
+            .map(|f| f as i64)
+            .map_err(|e| StoreError::Corrupt(format!("column {column}: {e}"))),
+    }
+}
+
+/// A stored count as a `u64`; a negative one (which no version writes) reads as 0.
 fn get_count(row: &AnyRow, column: &str) -> StoreResult<u64> {
-    let n: i64 = get(row, column)?;
-    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{column} is negative")))
+    Ok(u64::try_from(get_saturating(row, column)?).unwrap_or(0))
+}
+
+/// The divisor that splits a summed column into a high and a low part, each summed without
+/// overflow (see [`split_sum`]).
+pub(crate) const SPLIT: i64 = 1 << 32;
+
+/// `SUM(column)` as two columns, `<alias>_hi` and `<alias>_lo`: the sums of `column / 2^32`
+/// and `column % 2^32`. Neither can overflow a BIGINT for fewer than 2^31 rows, where a plain
+/// `SUM` of counters near `i64::MAX` fails (SQLite: "integer overflow"; PostgreSQL: a NUMERIC
+/// out of BIGINT's range). [`get_split_sum`] puts the two back together, saturating.
+pub(crate) fn split_sum(column: &str, alias: &str) -> String {
+    format!(
+        "CAST(SUM({column} / {SPLIT}) AS BIGINT) AS {alias}_hi, \
+         CAST(SUM({column} % {SPLIT}) AS BIGINT) AS {alias}_lo"
+    )
+}
+
+/// The sum [`split_sum`] selected as `alias`, saturating at the bounds of an `i64`.
+fn get_split_sum(row: &AnyRow, alias: &str) -> StoreResult<i64> {
+    let hi = i128::from(get_saturating(row, &format!("{alias}_hi"))?);
+    let lo = i128::from(get_saturating(row, &format!("{alias}_lo"))?);
+    let sum = hi * i128::from(SPLIT) + lo;
+    Ok(sum.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+}
+
+/// A [`split_sum`] of counts as a `u64` (negative reads as 0).
+fn get_split_count(row: &AnyRow, alias: &str) -> StoreResult<u64> {
+    Ok(u64::try_from(get_split_sum(row, alias)?).unwrap_or(0))
 }
 
 /// Days are `YYYY-MM-DD` text: sortable, and the same on both backends.
@@ -284,18 +327,18 @@ pub(crate) fn rollup_from_row(row: &AnyRow) -> StoreResult<crate::UsageRollup> {
         outcome: get(row, "outcome")?,
         requests: get_count(row, "requests")?,
         tokens: get_count(row, "tokens")?,
-        cost: Micros(get(row, "cost_micros")?),
+        cost: Micros(get_saturating(row, "cost_micros")?),
     })
 }
 
-/// A row of `SELECT <group> AS grp, outcome, SUM(..) AS requests, ..`.
+/// A row of `SELECT <group> AS grp, outcome, <split_sum(requests)>, ..` (see [`split_sum`]).
 pub(crate) fn total_from_row(row: &AnyRow) -> StoreResult<crate::UsageTotal> {
     Ok(crate::UsageTotal {
         group: get_optional_text(row, "grp")?,
         outcome: get(row, "outcome")?,
-        requests: get_count(row, "requests")?,
-        tokens: get_count(row, "tokens")?,
-        cost: Micros(get(row, "cost_micros")?),
+        requests: get_split_count(row, "requests")?,
+        tokens: get_split_count(row, "tokens")?,
+        cost: Micros(get_split_sum(row, "cost_micros")?),
     })
 }
 
@@ -313,7 +356,7 @@ pub(crate) fn request_from_row(row: &AnyRow) -> StoreResult<crate::RequestLogEnt
         project: get(row, "project")?,
         outcome: get(row, "outcome")?,
         tokens: get_count(row, "tokens")?,
-        cost: Micros(get(row, "cost_micros")?),
+        cost: Micros(get_saturating(row, "cost_micros")?),
         source_ip: get(row, "source_ip")?,
     })
 }

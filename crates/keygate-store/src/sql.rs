@@ -1000,12 +1000,14 @@ impl Store for SqlStore {
             crate::UsageDimension::Operation => "operation",
             crate::UsageDimension::Day => "day",
         };
-        // PostgreSQL sums BIGINT into NUMERIC, which the Any driver cannot read as i64.
+        // Each sum in two parts that cannot overflow (counters may be at i64::MAX), put back
+        // together saturating; cast because PostgreSQL sums BIGINT into NUMERIC, which the
+        // Any driver cannot read as i64.
         let mut q = DynamicQuery::new(&format!(
-            "SELECT {column} AS grp, outcome, CAST(SUM(requests) AS BIGINT) AS requests, \
-             CAST(SUM(tokens) AS BIGINT) AS tokens, \
-             CAST(SUM(cost_micros) AS BIGINT) AS cost_micros \
-             FROM usage_rollups WHERE workspace_id = "
+            "SELECT {column} AS grp, outcome, {}, {}, {} FROM usage_rollups WHERE workspace_id = ",
+            codec::split_sum("requests", "requests"),
+            codec::split_sum("tokens", "tokens"),
+            codec::split_sum("cost_micros", "cost_micros"),
         ));
         q.text(workspace_id);
         usage_conditions(&mut q, query);
@@ -1406,6 +1408,20 @@ fn usage_conditions(q: &mut DynamicQuery, query: &crate::UsageQuery) {
         .text(&codec::day_text(query.to));
 }
 
+/// `column = table.column + excluded.column` for an upsert, saturating at `i64::MAX` on both
+/// backends. The bound is checked before adding: SQLite turns an overflowing integer sum into
+/// a float (so `MIN(a + b, max)` would store a float), and PostgreSQL raises an error. The
+/// amounts added are never negative; a negative one is added as it is (it cannot overflow a
+/// non-negative counter).
+fn saturating_add(table: &str, column: &str) -> String {
+    const MAX: i64 = i64::MAX;
+    format!(
+        "{column} = CASE WHEN excluded.{column} <= 0 THEN {table}.{column} + excluded.{column} \
+         WHEN {table}.{column} > {MAX} - excluded.{column} THEN {MAX} \
+         ELSE {table}.{column} + excluded.{column} END"
+    )
+}
+
 fn rollup_upserts(rollups: &[&crate::UsageRollup]) -> Vec<DynamicQuery> {
     rollups
         .chunks(USAGE_ROWS_PER_STATEMENT)
@@ -1435,12 +1451,13 @@ fn rollup_upserts(rollups: &[&crate::UsageRollup]) -> Vec<DynamicQuery> {
                     .int(r.cost.0)
                     .push(")");
             }
-            q.push(
+            q.push(&format!(
                 " ON CONFLICT (workspace_id, key_id, day, operation, project, outcome) \
-                 DO UPDATE SET requests = usage_rollups.requests + excluded.requests, \
-                 tokens = usage_rollups.tokens + excluded.tokens, \
-                 cost_micros = usage_rollups.cost_micros + excluded.cost_micros",
-            );
+                 DO UPDATE SET {}, {}, {}",
+                saturating_add("usage_rollups", "requests"),
+                saturating_add("usage_rollups", "tokens"),
+                saturating_add("usage_rollups", "cost_micros"),
+            ));
             q
         })
         .collect()
@@ -1476,14 +1493,15 @@ fn auth_failure_upserts(failures: &[&crate::AuthFailure]) -> Vec<DynamicQuery> {
                     .push(")");
             }
             // CASE rather than MIN/MAX: SQLite's two-argument max() is GREATEST on PostgreSQL.
-            q.push(
+            q.push(&format!(
                 " ON CONFLICT (workspace_id, hour, key_display, source_ip, code) \
-                 DO UPDATE SET attempts = auth_failures.attempts + excluded.attempts, \
+                 DO UPDATE SET {}, \
                  first_seen = CASE WHEN excluded.first_seen < auth_failures.first_seen \
                  THEN excluded.first_seen ELSE auth_failures.first_seen END, \
                  last_seen = CASE WHEN excluded.last_seen > auth_failures.last_seen \
                  THEN excluded.last_seen ELSE auth_failures.last_seen END",
-            );
+                saturating_add("auth_failures", "attempts"),
+            ));
             q
         })
         .collect()

@@ -209,13 +209,13 @@ pub enum ResetArg {
     Never,
 }
 
-impl ResetArg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResetArg::Daily => "daily",
-            ResetArg::Weekly => "weekly",
-            ResetArg::Monthly => "monthly",
-            ResetArg::Never => "never",
+impl From<ResetArg> for keygate_api::ResetPeriod {
+    fn from(reset: ResetArg) -> Self {
+        match reset {
+            ResetArg::Daily => Self::Daily,
+            ResetArg::Weekly => Self::Weekly,
+            ResetArg::Monthly => Self::Monthly,
+            ResetArg::Never => Self::Never,
         }
     }
 }

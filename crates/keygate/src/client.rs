@@ -1,15 +1,27 @@
-//! A thin client for the management API. Responses stay `serde_json::Value`: `--json`
-//! prints exactly what the server said, and a server newer than this CLI can add fields
-//! without breaking it. Every failure is sorted here into "the server said no" and "no
-//! answer at all", which is what the exit codes distinguish.
+//! A thin client for the management API, speaking the contract's types (`keygate-api`):
+//! requests are built from its request types and answers read into its response types,
+//! which ignore fields they do not know, so a server newer than this CLI can add fields
+//! without breaking it. The `*_raw` calls return the answer as the server sent it, for
+//! `--json`, which prints exactly what the server said. Every failure is sorted here into
+//! "the server said no" and "no answer at all", which is what the exit codes distinguish.
 
 use std::time::Duration;
 
+use keygate_api::error::ErrorResponse;
 use reqwest::{Method, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::Credentials;
 use crate::error::{ApiFailure, CliError};
+
+/// The query of a `GET` that takes none.
+pub const NO_QUERY: &[(&str, &str)] = &[];
+
+/// The body of the actions that take none (enable, disable, revoke, regenerate): `{}`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct NoBody {}
 
 pub struct Client {
     http: reqwest::Client,
@@ -43,22 +55,63 @@ impl Client {
         })
     }
 
-    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CliError> {
+    /// `GET path?query`, the answer read into `R`.
+    pub async fn get<Q, R>(&self, path: &str, query: &Q) -> Result<R, CliError>
+    where
+        Q: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.decode(&self.get_raw(path, query).await?)
+    }
+
+    /// `GET path?query`, the answer as the server sent it.
+    pub async fn get_raw<Q: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> Result<Value, CliError> {
         self.send(self.request(Method::GET, path).query(query))
             .await
     }
 
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+    /// `POST path` with `body`, the answer as the server sent it.
+    pub async fn post_raw<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Value, CliError> {
         self.send(self.request(Method::POST, path).json(body)).await
     }
 
-    pub async fn patch(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+    /// `PATCH path` with `body`, the answer as the server sent it.
+    pub async fn patch_raw<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Value, CliError> {
         self.send(self.request(Method::PATCH, path).json(body))
             .await
     }
 
-    pub async fn delete(&self, path: &str) -> Result<Value, CliError> {
-        self.send(self.request(Method::DELETE, path)).await
+    /// `DELETE path`; the answer has no body.
+    pub async fn delete(&self, path: &str) -> Result<(), CliError> {
+        self.send(self.request(Method::DELETE, path))
+            .await
+            .map(drop)
+    }
+
+    /// An answer (or a part of one) read into its contract type. Unknown fields are ignored;
+    /// what cannot be read at all means the server is not the Keygate this CLI speaks to.
+    pub fn decode<R: DeserializeOwned>(&self, answer: &Value) -> Result<R, CliError> {
+        R::deserialize(answer).map_err(|e| {
+            CliError::failed_hint(
+                format!(
+                    "the server at {} answered with JSON this CLI cannot read: {e}",
+                    self.base
+                ),
+                "Is --url pointing at a Keygate server? If the server is newer, upgrade the CLI.",
+            )
+        })
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -114,6 +167,32 @@ async fn read_response(response: Response, base: &str) -> Result<Value, CliError
         });
     }
     let body = body.unwrap_or(Value::Null);
+    let (code, message, id) = error_fields(&body);
+    Err(CliError::Api(Box::new(ApiFailure {
+        status: status.as_u16(),
+        code: code.unwrap_or_else(|| format!("http_{}", status.as_u16())),
+        message: message.unwrap_or_else(|| {
+            format!(
+                "the server at {base} answered {status} without a Keygate error body; is --url \
+                 pointing at a Keygate server?"
+            )
+        }),
+        request_id: id.or(request_id),
+        retry_after,
+        body,
+    })))
+}
+
+/// The code, message and request id of an error answer: read as the contract's
+/// [`ErrorResponse`], or, when that fails (a code added by a newer server, or a body that is
+/// not Keygate's), whichever of the three are strings where the contract puts them.
+fn error_fields(body: &Value) -> (Option<String>, Option<String>, Option<String>) {
+    if let Ok(ErrorResponse { error }) = ErrorResponse::deserialize(body) {
+        let code = serde_json::to_value(error.code)
+            .ok()
+            .and_then(|code| code.as_str().map(str::to_string));
+        return (code, Some(error.message), Some(error.request_id));
+    }
     let error = body.get("error");
     let field = |name: &str| {
         error
@@ -121,19 +200,7 @@ async fn read_response(response: Response, base: &str) -> Result<Value, CliError
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    Err(CliError::Api(Box::new(ApiFailure {
-        status: status.as_u16(),
-        code: field("code").unwrap_or_else(|| format!("http_{}", status.as_u16())),
-        message: field("message").unwrap_or_else(|| {
-            format!(
-                "the server at {base} answered {status} without a Keygate error body; is --url \
-                 pointing at a Keygate server?"
-            )
-        }),
-        request_id: field("request_id").or(request_id),
-        retry_after,
-        body,
-    })))
+    (field("code"), field("message"), field("request_id"))
 }
 
 fn header(response: &Response, name: &str) -> Option<String> {

@@ -152,16 +152,18 @@ pub fn relative_time(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-/// A JSON timestamp as a relative time, or `fallback` when absent.
-pub fn relative_field(value: &Value, fallback: &str) -> String {
-    parse_time(value).map_or_else(|| fallback.to_string(), |t| relative_time(t, Utc::now()))
+/// A time as a relative time, or `fallback` when there is none.
+pub fn relative(time: Option<DateTime<Utc>>, fallback: &str) -> String {
+    time.map_or_else(|| fallback.to_string(), |t| relative_time(t, Utc::now()))
 }
 
-pub fn parse_time(value: &Value) -> Option<DateTime<Utc>> {
-    value
-        .as_str()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
+/// A value's name on the wire (`"daily"`, `"key.create"`): what the server sent.
+pub fn wire_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(name)) => name,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
 }
 
 /// A bar of `width` cells at most, in eighths of a cell so small differences still show.

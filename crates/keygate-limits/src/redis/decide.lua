@@ -1,8 +1,7 @@
 -- Check every limit of one request and, only if all pass, consume them: one atomic step.
--- Numbers that go back to Redis are formatted with int() because Lua 5.1 would print large
--- ones in exponent form, which INCRBY refuses. Lua numbers are doubles, exact up to 2^53:
--- the caller clamps every amount and limit to ARGV[20] (2^53 - 1) and add() saturates there,
--- so no counter can pass it and no sum here loses a unit that matters to a decision.
+-- Lua numbers are doubles, exact up to 2^53: the caller clamps every amount and limit to
+-- ARGV[20] (2^53 - 1) and add() (counters.lua) saturates there, so no counter can pass it and
+-- no sum here loses a unit that matters to a decision.
 --
 -- KEYS: 1 key holds (zset, score = deadline, member "<id>|<tokens>|<cost>")
 --       2 key held (hash t, c)      3 workspace holds (zset)     4 workspace held (string)
@@ -17,21 +16,12 @@
 --       20 max amount  21 number of windows
 --       then per window i: 19 + 3i length ms, 20 + 3i limit, 21 + 3i granularity ms
 
-local function int(x) return string.format('%d', x) end
-local function num(v) return tonumber(v or '0') or 0 end
 local function refuses(used, req, limit) return used >= limit or used + req > limit end
 local function extend(key, ttl)
   if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
 end
 
-local MAX = tonumber(ARGV[20])
--- Adds to a counter, saturating at MAX.
-local function add(key, amount, ttl)
-  local room = MAX - num(redis.call('GET', key))
-  if amount > room then amount = room end
-  if amount > 0 then redis.call('INCRBY', key, int(amount)) end
-  if ttl ~= '0' then redis.call('PEXPIRE', key, ttl) end
-end
+MAX = tonumber(ARGV[20])
 -- How much of `amount` a hold may take while its total stays within MAX.
 local function room(total, amount)
   local r = MAX - total
@@ -177,11 +167,7 @@ if admitted then
     end
   end
   if mode == 'admit' then
-    for p = 0, 3 do
-      if tokens > 0 then add(KEYS[6 + p], tokens, ARGV[11 + p]) end
-      if cost > 0 then add(KEYS[10 + p], cost, ARGV[11 + p]) end
-    end
-    if cost > 0 then add(KEYS[5], cost, '0') end
+    charge(tokens, cost, 6, 10, 11, KEYS[5])
   elseif mode == 'reserve' then
     local ht, hc = room(held_t, tokens), room(held_c, cost)
     local member = ARGV[16] .. '|' .. int(ht) .. '|' .. int(hc)

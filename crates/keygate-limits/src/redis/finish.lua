@@ -7,16 +7,7 @@
 -- ARGV: 1 mode (settle|release)  2 now ms  3 actual tokens  4 actual cost
 --       5..8 counter ttl ms per period (0 = keep)  9 workspace id  10 key id  11 max amount
 
-local function int(x) return string.format('%d', x) end
-local function num(v) return tonumber(v or '0') or 0 end
-local MAX = tonumber(ARGV[11])
--- Adds to a counter, saturating at MAX (see decide.lua).
-local function add(key, amount, ttl)
-  local room = MAX - num(redis.call('GET', key))
-  if amount > room then amount = room end
-  if amount > 0 then redis.call('INCRBY', key, int(amount)) end
-  if ttl ~= '0' then redis.call('PEXPIRE', key, ttl) end
-end
+MAX = tonumber(ARGV[11])
 
 local r = redis.call('HMGET', KEYS[1], 'km', 'wm', 'deadline', 'ws', 'key')
 if not r[1] then return 0 end
@@ -34,11 +25,6 @@ if r[2] ~= '' and redis.call('ZREM', KEYS[4], r[2]) == 1 then
 end
 
 if ARGV[1] == 'settle' then
-  local tokens, cost = tonumber(ARGV[3]), tonumber(ARGV[4])
-  for p = 0, 3 do
-    if tokens > 0 then add(KEYS[7 + p], tokens, ARGV[5 + p]) end
-    if cost > 0 then add(KEYS[11 + p], cost, ARGV[5 + p]) end
-  end
-  if cost > 0 then add(KEYS[6], cost, '0') end
+  charge(tonumber(ARGV[3]), tonumber(ARGV[4]), 7, 11, 5, KEYS[6])
 end
 return 1

@@ -11,6 +11,14 @@ pub fn memory(clock: &FixedClock) -> Shared {
     Arc::new(MemoryLimiter::new(Arc::new(clock.clone())))
 }
 
+/// A runtime for one property case: proptest runs its cases synchronously.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 pub fn redis_url() -> Option<String> {
     let url = std::env::var("KEYGATE_TEST_REDIS_URL")
         .ok()

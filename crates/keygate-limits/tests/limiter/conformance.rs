@@ -8,7 +8,7 @@ use keygate_limits::{Admission, LimitKind};
 
 use crate::backends::backend_tests;
 use crate::{
-    admission, at, cost, dollars, state_of, subject, tokens, window, with_windows, Shared,
+    admission, at, cost, dollars, reserved, state_of, subject, tokens, window, with_windows, Shared,
 };
 
 backend_tests!(conformance:
@@ -303,12 +303,7 @@ pub async fn settle_is_idempotent_and_may_exceed_the_hold(limiter: Shared, _cloc
         cost: dollars("0.10"),
         ..admission("key_settle")
     };
-    let id = limiter
-        .reserve(&req, Duration::from_secs(30))
-        .await
-        .unwrap()
-        .reservation_id
-        .expect("admitted");
+    let id = reserved(&limiter, &req, Duration::from_secs(30)).await;
     let owner = &req.subject;
     assert!(limiter
         .settle(owner, &id, 0, dollars("0.35"))
@@ -332,12 +327,7 @@ pub async fn expired_reservations_release_their_hold(limiter: Shared, clock: &Fi
         cost: dollars("1.00"),
         ..admission("key_expire")
     };
-    let id = limiter
-        .reserve(&req, Duration::from_secs(30))
-        .await
-        .unwrap()
-        .reservation_id
-        .expect("admitted");
+    let id = reserved(&limiter, &req, Duration::from_secs(30)).await;
     clock.advance_millis(29_999);
     assert_eq!(
         limiter.admit(&req).await.unwrap().denial,

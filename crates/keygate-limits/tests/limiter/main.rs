@@ -72,3 +72,13 @@ pub fn state_of(limits: &[LimitState], kind: LimitKind) -> LimitState {
         .cloned()
         .unwrap_or_else(|| panic!("no {kind:?} in {limits:?}"))
 }
+
+/// Reserves `req` for `ttl` and returns the reservation's id; panics if it is refused.
+pub async fn reserved(limiter: &Shared, req: &Admission, ttl: std::time::Duration) -> String {
+    limiter
+        .reserve(req, ttl)
+        .await
+        .unwrap()
+        .reservation_id
+        .expect("admitted")
+}

@@ -2,15 +2,13 @@
 //! the limit in any window, never a refusal under it, and a Retry-After that is never early
 //! (and not a second later than needed).
 
-use std::sync::Arc;
-
 use keygate_core::limits::RateWindow;
 use keygate_core::{Clock, FixedClock};
-use keygate_limits::{LimitKind, MemoryLimiter};
+use keygate_limits::LimitKind;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use crate::backends::{fresh_namespace, redis_in, redis_url};
+use crate::backends::{memory, redis, runtime};
 use crate::{noon, window, with_windows, Shared};
 
 #[derive(Debug, Clone)]
@@ -111,21 +109,13 @@ async fn check(limiter: Shared, clock: &FixedClock, windows: &[RateWindow], step
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
     fn memory_windows_match_the_exact_model(windows in windows(), steps in steps(120_000)) {
         let clock = noon();
-        let limiter: Shared = Arc::new(MemoryLimiter::new(Arc::new(clock.clone())));
-        runtime().block_on(check(limiter, &clock, &windows, &steps));
+        runtime().block_on(check(memory(&clock), &clock, &windows, &steps));
     }
 }
 
@@ -134,11 +124,9 @@ proptest! {
 
     #[test]
     fn redis_windows_match_the_exact_model(windows in windows(), steps in steps(120_000)) {
-        let Some(url) = redis_url() else { return Ok(()) };
         runtime().block_on(async {
             let clock = noon();
-            let limiter: Shared =
-                Arc::new(redis_in(&url, &fresh_namespace("model"), &clock).await);
+            let Some(limiter) = redis(&clock, "model").await else { return };
             check(limiter, &clock, &windows, &steps).await;
         });
     }

@@ -44,7 +44,6 @@ use keygate_api::ai::{
 };
 use keygate_api::verify::VerifyHeaders;
 use keygate_core::verify::Requirement;
-use keygate_core::Micros;
 use serde_json::{Map, Value};
 
 use super::config::{AiConfig, Price};
@@ -56,7 +55,6 @@ use crate::error::ApiError;
 use crate::extract::peer_ip;
 use crate::pipeline::{self, Admitted, Attempt, Consumption, Door};
 use crate::request_id::RequestId;
-use crate::routes::verify::POLICY_HEADER;
 use crate::state::AppState;
 use crate::usage::UsageContext;
 
@@ -134,20 +132,11 @@ pub async fn list_models(State(state): State<AppState>, request: Request) -> Res
         let (gateway, ai) = ai_config(&state)?;
         let (parts, _) = request.into_parts();
         let key = presented_key(&parts.headers);
-        let attempt = Attempt {
-            key,
-            requirement: Requirement {
-                project: ai.project.as_deref(),
-                permissions: &ai.permissions,
-            },
-            policy: parts
-                .headers
-                .get(POLICY_HEADER)
-                .and_then(|v| v.to_str().ok()),
-            tokens: 0,
-            cost: Micros::ZERO,
-            consumption: Consumption::Admit,
+        let requirement = Requirement {
+            project: ai.project.as_deref(),
+            permissions: &ai.permissions,
         };
+        let attempt = Attempt::request(key, requirement, &parts.headers);
         let usage = usage_context(&parts, "/v1/models", &ai, key);
         let checked =
             pipeline::check(&state, Door::Route(&ai.workspaces), &attempt, &usage).await?;
@@ -216,21 +205,14 @@ async fn forward(
     let (gateway, ai) = ai_config(&state)?;
     let (parts, body) = request.into_parts();
     let key = presented_key(&parts.headers);
-    let policy = parts
-        .headers
-        .get(POLICY_HEADER)
-        .and_then(|v| v.to_str().ok());
     let usage = usage_context(&parts, endpoint.operation(), &ai, key);
-    let mut attempt = Attempt {
-        key,
-        requirement: Requirement {
-            project: ai.project.as_deref(),
-            permissions: &ai.permissions,
-        },
-        policy,
-        tokens: 0,
-        cost: Micros::ZERO,
+    let requirement = Requirement {
+        project: ai.project.as_deref(),
+        permissions: &ai.permissions,
+    };
+    let attempt = Attempt {
         consumption: Consumption::Authenticate,
+        ..Attempt::request(key, requirement, &parts.headers)
     };
 
     // The key first, from the headers alone: without a good key not a byte of the body is
@@ -283,11 +265,9 @@ async fn forward(
         cost: worst_cost,
     };
 
-    attempt.tokens = worst.tokens();
-    attempt.cost = worst.cost;
-    attempt.consumption = Consumption::Reserve {
-        ttl: ai.reservation_ttl,
-    };
+    let attempt = attempt
+        .spending(worst.tokens(), worst.cost)
+        .reserving(ai.reservation_ttl);
     // An admitted reservation is not recorded by the check: the settlement records it, once,
     // with what is charged.
     let Admitted {
@@ -478,12 +458,26 @@ fn whole_number(request: &mut Map<String, Value>, field: &str) -> Result<Option<
             request.remove(field);
             Ok(None)
         }
-        Some(value) => value.as_u64().filter(|n| *n >= 1).map(Some).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "`{field}` must be a whole number of at least 1: it bounds what the request \
-                 may generate, which is reserved against the key's budgets before it is sent."
-            ))
-        }),
+        Some(value) => {
+            // JSON does not tell 2 from 2.0; a whole-number float is the same bound, and is
+            // forwarded as an integer so the provider reads exactly what was reserved.
+            let whole = value.as_u64().or_else(|| {
+                value
+                    .as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f < 9_007_199_254_740_992.0)
+                    .map(|f| f as u64)
+            });
+            match whole.filter(|n| *n >= 1) {
+                Some(n) => {
+                    request.insert(field.to_owned(), Value::from(n));
+                    Ok(Some(n))
+                }
+                None => Err(ApiError::invalid(format!(
+                    "`{field}` must be a whole number of at least 1: it bounds what the request \
+                     may generate, which is reserved against the key's budgets before it is sent."
+                ))),
+            }
+        }
     }
 }
 

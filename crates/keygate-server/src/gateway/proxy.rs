@@ -33,15 +33,13 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt, TryStreamExt};
 use keygate_core::verify::Requirement;
-use keygate_core::Micros;
 
 use super::config::ProxyRoute;
 use super::{presented_key, strip_hop_by_hop};
 use crate::error::ApiError;
 use crate::extract::peer_ip;
-use crate::pipeline::{self, Admitted, Attempt, Consumption, Door};
+use crate::pipeline::{self, Admitted, Attempt, Door};
 use crate::request_id::RequestId;
-use crate::routes::verify::POLICY_HEADER;
 use crate::state::AppState;
 use crate::usage::UsageContext;
 
@@ -82,20 +80,11 @@ async fn forward_inner(
         .map(|r| r.0.clone())
         .unwrap_or_default();
     let key = presented_key(&parts.headers);
-    let attempt = Attempt {
-        key,
-        requirement: Requirement {
-            project: route.project.as_deref(),
-            permissions: &route.permissions,
-        },
-        policy: parts
-            .headers
-            .get(POLICY_HEADER)
-            .and_then(|v| v.to_str().ok()),
-        tokens: 0,
-        cost: Micros::ZERO,
-        consumption: Consumption::Admit,
+    let requirement = Requirement {
+        project: route.project.as_deref(),
+        permissions: &route.permissions,
     };
+    let attempt = Attempt::request(key, requirement, &parts.headers);
     let usage = UsageContext::new(
         request_id.clone(),
         route.prefix.clone(),

@@ -5,7 +5,8 @@
 //! `keygate-store`). Failed authentication attempts are a separate, aggregated record (one row
 //! per display form × source × code × hour with a count, see `usage.rs`); they are listed
 //! with `action=auth.failed`, in the same item shape so one client renders both, with the
-//! extra fields `code`, `attempts`, `first_seen` and `last_seen`.
+//! extra fields `code`, `attempts`, `first_seen` and `last_seen`. Filters combine as AND, so
+//! `key_id` or `actor` with `action=auth.failed` matches nothing (an empty page, not an error).
 
 use axum::extract::State;
 use axum::Json;
@@ -32,11 +33,14 @@ pub async fn list_audit(
 ) -> Result<Json<AuditPage>, ApiError> {
     let page = page_request(params.limit, params.cursor)?;
     if params.action == Some(AuditAction::AuthFailed) {
+        // Filters combine as AND. A failed attempt has no actor (it is shown as
+        // `unauthenticated`) and no key id (it is listed by the display form of what was
+        // presented), so either filter leaves nothing.
         if params.key_id.is_some() || params.actor.is_some() {
-            return Err(ApiError::invalid(
-                "key_id and actor cannot be combined with action=auth.failed: failed attempts \
-                 have no actor, and are listed by the display form of what was presented",
-            ));
+            return Ok(Json(AuditPage {
+                items: Vec::new(),
+                next_cursor: None,
+            }));
         }
         let failures = state
             .store

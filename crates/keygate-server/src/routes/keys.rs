@@ -185,8 +185,8 @@ pub async fn update_key(
     };
     let saved = change_key(&state, &caller, &origin, &id, "key.update", SecretChange::None, |key| {
         if key.legacy && limits.as_ref().is_some_and(|l| !l.is_empty()) {
-            return Err(ApiError::invalid(
-                "Imported legacy keys carry no limits. Create a new key with limits and retire the legacy one.",
+            return Err(ApiError::LegacyKey(
+                "Imported legacy keys carry no limits. Create a new key with limits and retire the legacy one.".into(),
             ));
         }
         if let Some(name) = &name {
@@ -347,6 +347,7 @@ pub async fn rotate_key(
     let body: RotateKey = if body.iter().all(u8::is_ascii_whitespace) {
         RotateKey::default()
     } else {
+        crate::extract::json_object(&body)?;
         serde_json::from_slice(&body).map_err(|e| ApiError::BadJson(format!("rotate body: {e}")))?
     };
     let grace = parse_duration(body.grace.as_deref().unwrap_or("24h"))
@@ -635,7 +636,7 @@ fn revoked_conflict(e: keygate_core::model::TransitionError) -> ApiError {
 
 fn refuse_legacy(key: &ApiKey, verb: &str) -> Result<(), ApiError> {
     if key.legacy {
-        Err(ApiError::invalid(format!(
+        Err(ApiError::LegacyKey(format!(
             "An imported legacy key cannot be {verb}: create a new key and revoke the legacy one."
         )))
     } else {
@@ -697,17 +698,22 @@ async fn valid_scope(state: &AppState, caller: &Caller, scope: Scope) -> Result<
             "scope is \"all\" or a non-empty list of project ids",
         ));
     }
+    // A malformed id is a bad request; a well-formed one that names no project of this
+    // workspace (another workspace's included) is not found.
+    if let Some(id) = project_ids.iter().find(|id| !ids::looks_like("proj", id)) {
+        return Err(ApiError::invalid(format!(
+            "scope names {id:?}, which is not a project id (`proj_…`)"
+        )));
+    }
     for id in &project_ids {
-        let exists = ids::looks_like("proj", id)
-            && match state.store.project(&caller.workspace.id, id).await {
-                Ok(_) => true,
-                Err(StoreError::NotFound) => false,
-                Err(e) => return Err(e.into()),
-            };
-        if !exists {
-            return Err(ApiError::invalid(format!(
-                "scope names project {id:?}, which does not exist in this workspace"
-            )));
+        match state.store.project(&caller.workspace.id, id).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::Missing(format!(
+                    "scope names project {id:?}, which does not exist in this workspace."
+                )))
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(Scope::Projects(project_ids))

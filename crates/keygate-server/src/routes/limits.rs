@@ -15,7 +15,6 @@ use keygate_api::limits::{
     CreateReservation, KeyLimitStatus, LimitKind, LimitState, LimitUnit, Released, ReportUsage,
     Reservation, SettleReservation, Settled, UsageReported,
 };
-use keygate_api::verdict::Verdict;
 use keygate_api::verify::VerifyHeaders;
 use keygate_core::Micros;
 use keygate_limits::Subject;
@@ -24,9 +23,10 @@ use crate::audit::Origin;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
-use crate::pipeline::{self, Attempt, Consumption, Door};
+use crate::pipeline::{self, Attempt, Consumption};
+use crate::routes::verify::check_for_caller;
 use crate::state::AppState;
-use crate::usage::{self, UsageContext, UsageEvent, UsageOutcome};
+use crate::usage::{self, UsageEvent, UsageOutcome};
 
 /// Longest a reservation may stay open.
 const MAX_RESERVATION_SECS: i64 = 3600;
@@ -176,41 +176,24 @@ pub async fn create_reservation(
     ApiJson(body): ApiJson<CreateReservation>,
 ) -> Result<(axum::http::HeaderMap, Json<Reservation>), ApiError> {
     let operation = usage::valid_operation(body.operation)?;
-    let source_ip = usage::valid_source_ip(body.source_ip)?.or(origin.source_ip);
+    let source_ip = usage::valid_source_ip(body.source_ip)?;
     usage::valid_project(body.project.as_deref())?;
     let ttl = keygate_core::expiry::parse_duration(body.ttl.as_deref().unwrap_or("5m"))
         .map_err(|e| ApiError::invalid(format!("ttl: {e}")))?;
     if ttl.num_seconds() > MAX_RESERVATION_SECS {
         return Err(ApiError::invalid("ttl can be at most 1h"));
     }
-    let policy = headers
-        .get(crate::routes::verify::POLICY_HEADER)
-        .and_then(|v| v.to_str().ok());
-    let attempt = Attempt {
-        key: body.key.as_deref(),
-        requirement: keygate_core::verify::Requirement {
-            project: body.project.as_deref(),
-            permissions: &body.permissions,
-        },
-        policy,
-        tokens: body.tokens,
-        cost: body.cost,
-        consumption: Consumption::Reserve {
-            ttl: Duration::from_secs(ttl.num_seconds().max(1) as u64),
-        },
+    let requirement = keygate_core::verify::Requirement {
+        project: body.project.as_deref(),
+        permissions: &body.permissions,
     };
+    let attempt = Attempt::request(body.key.as_deref(), requirement, &headers)
+        .spending(body.tokens, body.cost)
+        .reserving(Duration::from_secs(ttl.num_seconds().max(1) as u64));
     // A hold is not spending: `check` counts the request, not its tokens and cost (settled
     // amounts reach the budgets through the limiter, not the usage rollups).
-    let usage = UsageContext::new(
-        origin.request_id,
-        operation,
-        body.project.clone(),
-        source_ip,
-        body.key.as_deref(),
-    );
-    let checked =
-        pipeline::check(&state, Door::Caller(&caller.workspace), &attempt, &usage).await?;
-    let code = Verdict::from(checked.outcome.denial);
+    let (checked, code) =
+        check_for_caller(&state, &caller, &attempt, origin, operation, source_ip).await?;
     let retry_after = checked.retry_after();
     let outcome = &checked.outcome;
     let reservation_id = outcome

@@ -19,6 +19,7 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::invalidation::Change;
 use crate::routes::keys::valid_name;
 use crate::state::AppState;
+use keygate_api::error::ErrorCode;
 
 /// Add a member with a role; the answer holds their management token, shown only this once.
 #[utoipa::path(post, path = "/v1/members", tag = "members",
@@ -92,6 +93,14 @@ pub async fn delete_member(
 ) -> Result<StatusCode, ApiError> {
     if !ids::looks_like("mem", &id) {
         return Err(ApiError::NotFound("member"));
+    }
+    if id == caller.member.id {
+        // A token that deletes its own member locks its holder out at once (and, for the
+        // last writer of a script, the workspace's automation); another owner can do it.
+        return Err(ApiError::Conflict {
+            code: ErrorCode::CannotRemoveSelf,
+            message: "You cannot remove yourself: your token would stop working at once. Ask another owner to remove you.".into(),
+        });
     }
     let member = state
         .store

@@ -162,11 +162,21 @@ pub(crate) fn document(rows: &[Row], gateway: Option<&Gateway>) -> Value {
                     })
                     .map(|(_, _, roles)| roles.clone());
                 complete(method, operation, roles.as_deref());
+                if OPTIONAL_BODIES.contains(&(method.as_str(), path.as_str())) {
+                    if let Some(body) = operation.get_mut("requestBody") {
+                        body["required"] = json!(false);
+                    }
+                }
             }
         }
     }
     doc
 }
+
+/// Operations whose handler also accepts no body at all (or an empty one), as (method, path).
+/// Every other documented body is required: `ApiJson` refuses an absent one. Operations that
+/// take no body (disable, enable, revoke, regenerate, release) document none and ignore one.
+const OPTIONAL_BODIES: &[(&str, &str)] = &[("post", "/v1/keys/{id}/rotate")];
 
 /// A path's item with `item`'s operations added (two rows may share a path).
 fn merged(
@@ -249,15 +259,21 @@ fn complete(method: &str, operation: &mut Value, roles: Option<&str>) {
             "500",
             "Keygate failed; the cause is logged under the request id.",
         ),
+        // The limiter answers for verify, reservations, settle, release, usage reports and a
+        // key's limits; a backend every operation needs may be unavailable too. Documented on
+        // every operation, so a client handles it (and a contract test expects it) anywhere.
+        (
+            "503",
+            "A backend Keygate needs is unavailable (the limiter: `limiter_unavailable`, Keygate fails closed); retry after `Retry-After` seconds.",
+        ),
     ];
-    if !customer {
-        // An id in the path or the body that names nothing in this workspace (another
-        // workspace's ids answer the same).
-        errors.push((
-            "404",
-            "No such id in this workspace (another workspace's ids answer the same).",
-        ));
-    }
+    // An id in the path or the body, or a rate-limit policy name in
+    // `keygate-ratelimit-policy`, that names nothing in this workspace (another workspace's
+    // ids answer the same).
+    errors.push((
+        "404",
+        "No such id (or rate-limit policy) in this workspace; another workspace's ids answer the same.",
+    ));
     if has_body {
         errors.push(("413", "The body is larger than the limit."));
         errors.push(("415", "The body is not `application/json`."));
@@ -277,10 +293,17 @@ fn complete(method: &str, operation: &mut Value, roles: Option<&str>) {
     }
     for (status, description) in errors {
         responses.entry(status).or_insert_with(|| {
-            json!({
+            let mut response = json!({
                 "description": description,
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
-            })
+            });
+            if status == "503" {
+                response["headers"] = json!({"Retry-After": {
+                    "description": "Seconds to wait before retrying.",
+                    "schema": {"type": "integer", "minimum": 0}
+                }});
+            }
+            response
         });
     }
     for (_, response) in responses.iter_mut() {

@@ -182,10 +182,15 @@ pub async fn valid_rule_id(
     caller: &Caller,
     id: &str,
 ) -> Result<String, ApiError> {
+    if !ids::looks_like("rr", id) {
+        return Err(ApiError::invalid(format!(
+            "routing_rule_id: {id:?} is not a routing rule id (`rr_…`)"
+        )));
+    }
     match load(state, caller, id).await {
         Ok(rule) => Ok(rule.id),
-        Err(ApiError::NotFound(_)) => Err(ApiError::invalid(format!(
-            "routing_rule_id: there is no routing rule {id:?} in this workspace (see GET /v1/routing-rules)"
+        Err(ApiError::NotFound(_)) => Err(ApiError::Missing(format!(
+            "routing_rule_id: there is no routing rule {id:?} in this workspace (see GET /v1/routing-rules)."
         ))),
         Err(e) => Err(e),
     }

@@ -27,16 +27,22 @@ use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::usage::UsageOutcome;
 
+/// The largest count an answer holds: `i64::MAX`, as stored.
+const MAX_COUNT: u64 = i64::MAX as u64;
+
 /// Adds a rollup stored with `outcome` to `counts` (an outcome this version does not know
 /// counts as denied, as it always has).
 fn add(counts: &mut Counts, outcome: &str, requests: u64, tokens: u64, cost: Micros) {
-    counts.requests += requests;
+    // Every sum saturates at `i64::MAX`, like the stored counters (which may already be
+    // there) and the documented `int64` counts.
+    let sum = |a: u64, b: u64| a.saturating_add(b).min(MAX_COUNT);
+    counts.requests = sum(counts.requests, requests);
     match UsageOutcome::parse(outcome) {
-        Some(UsageOutcome::Valid) => counts.valid += requests,
+        Some(UsageOutcome::Valid) => counts.valid = sum(counts.valid, requests),
         Some(UsageOutcome::Reported) => {}
-        Some(UsageOutcome::Denied(_)) | None => counts.denied += requests,
+        Some(UsageOutcome::Denied(_)) | None => counts.denied = sum(counts.denied, requests),
     }
-    counts.tokens = counts.tokens.saturating_add(tokens);
+    counts.tokens = sum(counts.tokens, tokens);
     counts.cost = counts.cost.saturating_add(cost);
 }
 

@@ -14,7 +14,7 @@ use crate::audit::Origin;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::pipeline::{self, Attempt, Consumption, Door};
+use crate::pipeline::{self, Attempt, Checked, Door};
 use crate::routes::limits::limit_states;
 use crate::state::AppState;
 use crate::usage::{self, UsageContext};
@@ -43,30 +43,16 @@ pub async fn verify_key(
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let operation = usage::valid_operation(body.operation)?;
-    let source_ip = usage::valid_source_ip(body.source_ip)?.or(origin.source_ip);
+    let source_ip = usage::valid_source_ip(body.source_ip)?;
     usage::valid_project(body.project.as_deref())?;
-    let policy = headers.get(POLICY_HEADER).and_then(|v| v.to_str().ok());
-    let attempt = Attempt {
-        key: body.key.as_deref(),
-        requirement: Requirement {
-            project: body.project.as_deref(),
-            permissions: &body.permissions,
-        },
-        policy,
-        tokens: body.tokens,
-        cost: body.cost,
-        consumption: Consumption::Admit,
+    let requirement = Requirement {
+        project: body.project.as_deref(),
+        permissions: &body.permissions,
     };
-    let usage = UsageContext::new(
-        origin.request_id,
-        operation,
-        body.project.clone(),
-        source_ip,
-        body.key.as_deref(),
-    );
-    let checked =
-        pipeline::check(&state, Door::Caller(&caller.workspace), &attempt, &usage).await?;
-    let code = Verdict::from(checked.outcome.denial);
+    let attempt = Attempt::request(body.key.as_deref(), requirement, &headers)
+        .spending(body.tokens, body.cost);
+    let (checked, code) =
+        check_for_caller(&state, &caller, &attempt, origin, operation, source_ip).await?;
     let retry_after = checked.retry_after();
     let outcome = checked.outcome;
     let body = VerifyResponse {
@@ -82,4 +68,28 @@ pub async fn verify_key(
         retry_after,
     };
     Ok((checked.headers, Json(body)))
+}
+
+/// The one check path for a management caller (verify mode and reservations): the caller's
+/// workspace is the door, and the request is recorded under the attempt's key and project,
+/// the `operation` its body gave and the `source_ip` it gave (both validated) or else the
+/// caller's own address. Returns the check and its verdict.
+pub(crate) async fn check_for_caller(
+    state: &AppState,
+    caller: &Caller,
+    attempt: &Attempt<'_>,
+    origin: Origin,
+    operation: String,
+    source_ip: Option<String>,
+) -> Result<(Checked, Verdict), ApiError> {
+    let usage = UsageContext::new(
+        origin.request_id,
+        operation,
+        attempt.requirement.project.map(str::to_owned),
+        source_ip.or(origin.source_ip),
+        attempt.key,
+    );
+    let checked = pipeline::check(state, Door::Caller(&caller.workspace), attempt, &usage).await?;
+    let code = Verdict::from(checked.outcome.denial);
+    Ok((checked, code))
 }

@@ -8,19 +8,19 @@ use crate::helpers::{Reply, TestApp};
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods() {
     let app = TestApp::spawn().await;
-    app.get("/v1/nothing-here", &app.owner_token)
+    app.owner_get("/v1/nothing-here")
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
     app.get("/", "")
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
-    app.call(Method::PUT, "/v1/keys", &app.owner_token, Some(json!({})))
+    app.owner_call(Method::PUT, "/v1/keys", Some(json!({})))
         .await
         .assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
-    app.call(Method::DELETE, "/v1/keys/verify", &app.owner_token, None)
+    app.owner_delete("/v1/keys/verify")
         .await
         .assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
-    app.get("/v1/keys/not-an-id", &app.owner_token)
+    app.owner_get("/v1/keys/not-an-id")
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
@@ -28,51 +28,36 @@ async fn unknown_routes_and_wrong_methods() {
 #[tokio::test]
 async fn bad_bodies() {
     let app = TestApp::spawn().await;
-    let raw = |body: &'static str, content_type: &'static str| {
+    let raw = |body: String, content_type: &'static str| {
         let app = &app;
         async move {
-            let response = app
-                .client
-                .post(format!("{}/v1/keys", app.base))
-                .bearer_auth(&app.owner_token)
-                .header("content-type", content_type)
-                .body(body)
-                .send()
-                .await
-                .expect("send");
-            Reply::from(response).await
+            Reply::send(
+                app.client
+                    .post(format!("{}/v1/keys", app.base))
+                    .bearer_auth(&app.owner_token)
+                    .header("content-type", content_type)
+                    .body(body),
+            )
+            .await
         }
     };
-    raw("{not json", "application/json")
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
-    raw("{\"name\": 5}", "application/json")
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
-    raw("{}", "application/json")
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
-    raw("{\"name\":\"x\",\"surprise\":1}", "application/json")
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
-    raw("name=x", "application/x-www-form-urlencoded")
+    let json = "application/json";
+    for body in [
+        "{not json",
+        "{\"name\": 5}",
+        "{}",
+        "{\"name\":\"x\",\"surprise\":1}",
+        "",
+    ] {
+        raw(body.to_owned(), json)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
+    }
+    raw("name=x".to_owned(), "application/x-www-form-urlencoded")
         .await
         .assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
-    raw("", "application/json")
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
-
     let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
-    let response = app
-        .client
-        .post(format!("{}/v1/keys", app.base))
-        .bearer_auth(&app.owner_token)
-        .header("content-type", "application/json")
-        .body(huge)
-        .send()
-        .await
-        .expect("send");
-    Reply::from(response)
+    raw(huge, json)
         .await
         .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
 
@@ -85,7 +70,7 @@ async fn bad_bodies() {
         json!({"name": "x", "scope": []}),
         json!({"name": "x".repeat(101)}),
     ] {
-        let reply = app.post("/v1/keys", &app.owner_token, body.clone()).await;
+        let reply = app.owner_post("/v1/keys", body.clone()).await;
         assert!(reply.status.is_client_error(), "{body} → {}", reply.status);
         assert!(
             reply.code() == "invalid_request" || reply.code() == "invalid_json",
@@ -99,7 +84,7 @@ async fn bad_bodies() {
         json!({"name": "x", "limits": {"cost_limit": {"limit": "0.0000001"}}}),
         json!({"name": "x", "limits": {"token_limit": {"limit": 5, "reset": "hourly"}}}),
     ] {
-        let reply = app.post("/v1/keys", &app.owner_token, body.clone()).await;
+        let reply = app.owner_post("/v1/keys", body.clone()).await;
         assert_eq!(
             reply.status,
             StatusCode::BAD_REQUEST,
@@ -107,36 +92,24 @@ async fn bad_bodies() {
             reply.body
         );
     }
-    let verify = app
-        .post("/v1/keys/verify", &app.owner_token, json!({"key": 12}))
-        .await;
-    verify.assert_error(StatusCode::BAD_REQUEST, "invalid_json");
-    let verify = app
-        .post(
-            "/v1/keys/verify",
-            &app.owner_token,
-            json!({"key": "x", "cost": "lots"}),
-        )
-        .await;
-    verify.assert_error(StatusCode::BAD_REQUEST, "invalid_json");
+    for body in [json!({"key": 12}), json!({"key": "x", "cost": "lots"})] {
+        app.owner_post("/v1/keys/verify", body)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
+    }
 }
 
 #[tokio::test]
 async fn every_response_has_a_request_id() {
     let app = TestApp::spawn().await;
-    let ok = app.get("/v1/keys", &app.owner_token).await;
+    let ok = app.owner_get("/v1/keys").await;
     let id = ok
         .headers
         .get("request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     assert!(id.starts_with("req_"));
-    let health = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .expect("send");
+    let health = app.get_anonymous("/healthz").await;
     assert!(health.headers().get("request-id").is_some());
     assert_eq!(health.status(), StatusCode::OK);
 }

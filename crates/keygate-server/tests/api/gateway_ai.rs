@@ -97,15 +97,20 @@ base_url = "{closing}/v1"
 }
 
 pub async fn chat(app: &TestApp, secret: &str, body: Value) -> Reply {
-    let response = app
-        .client
-        .post(format!("{}/v1/chat/completions", app.base))
-        .bearer_auth(secret)
-        .json(&body)
-        .send()
-        .await
-        .expect("send");
-    Reply::from(response).await
+    Reply::send(
+        app.client
+            .post(format!("{}/v1/chat/completions", app.base))
+            .bearer_auth(secret)
+            .json(&body),
+    )
+    .await
+}
+
+/// A streamed chat completion (`hello` with `stream: true` and `extra`), its answer unread.
+async fn chat_stream(app: &TestApp, secret: &str, extra: Value) -> reqwest::Response {
+    let mut body = hello(extra);
+    body["stream"] = json!(true);
+    app.send_json("/v1/chat/completions", secret, &body).await
 }
 
 fn hello(extra: Value) -> Value {
@@ -120,9 +125,7 @@ fn hello(extra: Value) -> Value {
 pub async fn consumption(app: &TestApp, key_id: &str, expect: (i64, i64)) -> (i64, i64) {
     let mut last = (0, 0);
     for _ in 0..100 {
-        let reply = app
-            .get(&format!("/v1/keys/{key_id}/limits"), &app.owner_token)
-            .await;
+        let reply = app.owner_get(&format!("/v1/keys/{key_id}/limits")).await;
         let used = |kind: &str| {
             reply.body["limits"]
                 .as_array()
@@ -181,15 +184,14 @@ async fn chat_completion_is_answered_by_the_provider_and_metered_by_its_usage() 
     assert_eq!(consumption(&app, &key_id, (18, 78)).await, (18, 78));
 
     // The customer may authenticate with x-api-key too.
-    let response = app
-        .client
-        .post(format!("{}/v1/completions", app.base))
-        .header("x-api-key", &secret)
-        .json(&json!({"model": "instruct-test", "prompt": "hi", "max_tokens": 3}))
-        .send()
-        .await
-        .expect("send");
-    let reply = Reply::from(response).await;
+
+    let reply = Reply::send(
+        app.client
+            .post(format!("{}/v1/completions", app.base))
+            .header("x-api-key", &secret)
+            .json(&json!({"model": "instruct-test", "prompt": "hi", "max_tokens": 3})),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["choices"][0]["text"], "hello from alpha");
     // 18 more tokens at $1 / $1: 18 micros.
@@ -218,13 +220,7 @@ async fn each_ai_request_is_recorded_once_with_what_it_was_charged() {
     chat(&app, secret, hello(json!({"max_tokens": 1000})))
         .await
         .assert_error(StatusCode::TOO_MANY_REQUESTS, "token_limit_reached");
-    let revoked = app
-        .post(
-            &format!("/v1/keys/{key_id}/revoke"),
-            &app.owner_token,
-            json!({}),
-        )
-        .await;
+    let revoked = app.key_action(key_id, "revoke").await;
     assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
     chat(&app, secret, hello(json!({})))
         .await
@@ -235,7 +231,7 @@ async fn each_ai_request_is_recorded_once_with_what_it_was_charged() {
     for _ in 0..100 {
         app.state.usage.flush().await;
         report = app
-            .get(&format!("/v1/keys/{key_id}/usage?days=1"), &app.owner_token)
+            .owner_get(&format!("/v1/keys/{key_id}/usage?days=1"))
             .await
             .body;
         if report["totals"]["requests"] == 4 {
@@ -272,15 +268,14 @@ async fn embeddings_and_models_speak_the_openai_format() {
     let AiSetup { app, alpha, .. } = ai_app().await;
     let (key_id, secret) = metered_key(&app, "embed").await;
     alpha.set_usage(11, 0);
-    let response = app
-        .client
-        .post(format!("{}/v1/embeddings", app.base))
-        .bearer_auth(&secret)
-        .json(&json!({"model": "embed-test", "input": "a sentence"}))
-        .send()
-        .await
-        .expect("send");
-    let reply = Reply::from(response).await;
+
+    let reply = Reply::send(
+        app.client
+            .post(format!("{}/v1/embeddings", app.base))
+            .bearer_auth(&secret)
+            .json(&json!({"model": "embed-test", "input": "a sentence"})),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(
         reply.body["data"][0]["embedding"],
@@ -333,14 +328,7 @@ async fn streamed_answers_pass_chunk_by_chunk_and_are_metered_from_the_last_chun
     let (key_id, secret) = metered_key(&app, "stream").await;
     *alpha.event_delay.lock().expect("lock") = Duration::from_millis(250);
 
-    let response = app
-        .client
-        .post(format!("{}/v1/chat/completions", app.base))
-        .bearer_auth(&secret)
-        .json(&hello(json!({"stream": true})))
-        .send()
-        .await
-        .expect("send");
+    let response = chat_stream(&app, &secret, json!({})).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     assert!(response
@@ -378,16 +366,8 @@ async fn streamed_answers_pass_chunk_by_chunk_and_are_metered_from_the_last_chun
 
     *alpha.event_delay.lock().expect("lock") = Duration::ZERO;
     alpha.set_usage(100, 50);
-    let response = app
-        .client
-        .post(format!("{}/v1/chat/completions", app.base))
-        .bearer_auth(&secret)
-        .json(&hello(
-            json!({"stream": true, "stream_options": {"include_usage": true}}),
-        ))
-        .send()
-        .await
-        .expect("send");
+    let include_usage = json!({"stream_options": {"include_usage": true}});
+    let response = chat_stream(&app, &secret, include_usage).await;
     let (text, _, _) = read_stream(response).await;
     assert!(text.contains("\"prompt_tokens\":100"), "{text}");
     // 150 tokens, 200 + 400 micros.
@@ -434,9 +414,8 @@ async fn budgets_stop_spending_before_the_provider_is_called() {
 }
 
 async fn rule(app: &TestApp, body: Value) -> String {
-    let reply = app.post("/v1/routing-rules", &app.owner_token, body).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    reply.body["id"].as_str().expect("id").to_string()
+    let reply = app.owner_create("/v1/routing-rules", body).await;
+    reply["id"].as_str().expect("id").to_string()
 }
 
 async fn key_with_rule(app: &TestApp, name: &str, rule_id: &str) -> String {
@@ -514,14 +493,7 @@ async fn fallback_moves_on_for_each_failure_kind_before_any_byte_is_sent() {
     // Once the stream started, the request belongs to that provider: no second attempt.
     alpha.set(Behavior::BreakStream);
     let b = beta.hits();
-    let response = app
-        .client
-        .post(format!("{}/v1/chat/completions", app.base))
-        .bearer_auth(&secret)
-        .json(&hello(json!({"stream": true})))
-        .send()
-        .await
-        .expect("send");
+    let response = chat_stream(&app, &secret, json!({})).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["keygate-provider"], "alpha");
     let mut body = response.bytes_stream();
@@ -584,13 +556,8 @@ async fn a_weighted_split_holds_within_five_percent_over_two_thousand_requests()
             let (app, secret) = (&app, &secret);
             async move {
                 let response = app
-                    .client
-                    .post(format!("{}/v1/chat/completions", app.base))
-                    .bearer_auth(secret)
-                    .json(&hello(json!({})))
-                    .send()
-                    .await
-                    .expect("send");
+                    .send_json("/v1/chat/completions", secret, &hello(json!({})))
+                    .await;
                 assert_eq!(response.status(), StatusCode::OK);
                 let provider = response.headers()["keygate-provider"]
                     .to_str()

@@ -23,9 +23,7 @@ async fn proxy_app() -> (TestApp, Echo) {
     let closing = closing_server().await;
     let app = TestApp::spawn().await;
     let ws = app.workspace_id.clone();
-    let project = app
-        .post("/v1/projects", &app.owner_token, json!({"name": "gw"}))
-        .await;
+    let project = app.owner_post("/v1/projects", json!({"name": "gw"})).await;
     let project = project.body["id"].as_str().expect("project id").to_owned();
     let text = format!(
         r#"
@@ -78,18 +76,12 @@ workspaces = ["{ws}"]
     (app.restart_with_gateway(config).await, echo)
 }
 
-async fn send(app: &TestApp, request: reqwest::RequestBuilder) -> Reply {
-    let _ = app;
-    Reply::from(request.send().await.expect("send")).await
-}
-
 #[tokio::test]
 async fn proxy_forwards_method_path_query_headers_and_body_and_strips_the_key() {
     let (app, echo) = proxy_app().await;
     let (key_id, secret) = app.new_key("proxied").await;
 
-    let reply = send(
-        &app,
+    let reply = Reply::send(
         app.client
             .get(format!("{}/proxy/echo/a/b?x=1&y=two%20words", app.base))
             .bearer_auth(&secret)
@@ -136,8 +128,7 @@ async fn proxy_forwards_method_path_query_headers_and_body_and_strips_the_key() 
         .all(|v| !v.to_str().unwrap_or("").contains(&secret)));
 
     for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
-        let reply = send(
-            &app,
+        let reply = Reply::send(
             app.client
                 .request(method.clone(), format!("{}/proxy/echo/items/7", app.base))
                 .header("x-api-key", &secret)
@@ -154,16 +145,14 @@ async fn proxy_forwards_method_path_query_headers_and_body_and_strips_the_key() 
     }
 
     // The exact prefix, and a route that keeps its prefix.
-    let reply = send(
-        &app,
+    let reply = Reply::send(
         app.client
             .get(format!("{}/proxy/echo", app.base))
             .bearer_auth(&secret),
     )
     .await;
     assert_eq!(reply.body["path"], "/base");
-    let reply = send(
-        &app,
+    let reply = Reply::send(
         app.client
             .get(format!("{}/keep/x", app.base))
             .bearer_auth(&secret),
@@ -171,15 +160,14 @@ async fn proxy_forwards_method_path_query_headers_and_body_and_strips_the_key() 
     .await;
     assert_eq!(reply.body["path"], "/base/keep/x");
     // A prefix under /v1 that is not ours, beside the management API that still works.
-    let reply = send(
-        &app,
+    let reply = Reply::send(
         app.client
             .get(format!("{}/v1/search/q", app.base))
             .bearer_auth(&secret),
     )
     .await;
     assert_eq!(reply.body["path"], "/base/q");
-    let keys = app.get("/v1/keys", &app.owner_token).await;
+    let keys = app.owner_get("/v1/keys").await;
     assert_eq!(keys.status, StatusCode::OK);
 }
 
@@ -193,8 +181,7 @@ async fn twenty_megabyte_bodies_stream_both_ways() {
     let data = pattern(SIZE);
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         data.chunks(256 * 1024).map(|c| Ok(c.to_vec())).collect();
-    let reply = send(
-        &app,
+    let reply = Reply::send(
         app.client
             .put(format!("{}/proxy/echo/upload", app.base))
             .bearer_auth(&secret)
@@ -223,10 +210,9 @@ async fn every_refusal_is_answered_without_calling_the_upstream() {
     let (app, echo) = proxy_app().await;
     let url = |path: &str| format!("{}{path}", app.base);
 
-    let reply = send(&app, app.client.get(url("/proxy/echo/x"))).await;
+    let reply = Reply::send(app.client.get(url("/proxy/echo/x"))).await;
     reply.assert_error(StatusCode::UNAUTHORIZED, "missing_api_key");
-    let reply = send(
-        &app,
+    let reply = Reply::send(
         app.client
             .get(url("/proxy/echo/x"))
             .bearer_auth("kg_live_nope"),
@@ -235,29 +221,13 @@ async fn every_refusal_is_answered_without_calling_the_upstream() {
     reply.assert_error(StatusCode::UNAUTHORIZED, "malformed_api_key");
 
     let (deleted_id, deleted) = app.new_key("deleted").await;
-    app.call(
-        Method::DELETE,
-        &format!("/v1/keys/{deleted_id}"),
-        &app.owner_token,
-        None,
-    )
-    .await;
-    let reply = send(
-        &app,
-        app.client.get(url("/proxy/echo/x")).bearer_auth(&deleted),
-    )
-    .await;
+    app.owner_delete(&format!("/v1/keys/{deleted_id}")).await;
+    let reply = Reply::send(app.client.get(url("/proxy/echo/x")).bearer_auth(&deleted)).await;
     reply.assert_error(StatusCode::UNAUTHORIZED, "invalid_api_key");
 
     let (revoked_id, revoked) = app.new_key("revoked").await;
-    app.post(
-        &format!("/v1/keys/{revoked_id}/revoke"),
-        &app.owner_token,
-        json!({}),
-    )
-    .await;
-    let reply = send(
-        &app,
+    app.key_action(&revoked_id, "revoke").await;
+    let reply = Reply::send(
         app.client
             .get(url("/proxy/echo/x"))
             .header("x-api-key", &revoked),
@@ -266,17 +236,8 @@ async fn every_refusal_is_answered_without_calling_the_upstream() {
     reply.assert_error(StatusCode::UNAUTHORIZED, "revoked");
 
     let (disabled_id, disabled) = app.new_key("disabled").await;
-    app.post(
-        &format!("/v1/keys/{disabled_id}/disable"),
-        &app.owner_token,
-        json!({}),
-    )
-    .await;
-    let reply = send(
-        &app,
-        app.client.get(url("/proxy/echo/x")).bearer_auth(&disabled),
-    )
-    .await;
+    app.key_action(&disabled_id, "disable").await;
+    let reply = Reply::send(app.client.get(url("/proxy/echo/x")).bearer_auth(&disabled)).await;
     reply.assert_error(StatusCode::UNAUTHORIZED, "disabled");
 
     let expiring = app
@@ -285,45 +246,29 @@ async fn every_refusal_is_answered_without_calling_the_upstream() {
     let expiring = expiring["secret"].as_str().expect("secret").to_string();
 
     let (_, plain) = app.new_key("no permissions").await;
-    let reply = send(&app, app.client.get(url("/billing/x")).bearer_auth(&plain)).await;
+    let reply = Reply::send(app.client.get(url("/billing/x")).bearer_auth(&plain)).await;
     reply.assert_error(StatusCode::FORBIDDEN, "forbidden");
     let billing = app
         .create_key(json!({"name": "billing", "permissions": ["billing:read"]}))
         .await;
     let billing = billing["secret"].as_str().expect("secret").to_string();
     let before = echo.count();
-    let reply = send(
-        &app,
-        app.client.get(url("/billing/x")).bearer_auth(&billing),
-    )
-    .await;
+    let reply = Reply::send(app.client.get(url("/billing/x")).bearer_auth(&billing)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(echo.count(), before + 1);
 
     let project = app
-        .post(
-            "/v1/projects",
-            &app.owner_token,
-            json!({"name": "elsewhere"}),
-        )
+        .owner_post("/v1/projects", json!({"name": "elsewhere"}))
         .await;
     let scoped = app
         .create_key(json!({"name": "scoped", "scope": [project.body["id"]]}))
         .await;
     let scoped = scoped["secret"].as_str().expect("secret").to_string();
-    let reply = send(
-        &app,
-        app.client.get(url("/projects-only/x")).bearer_auth(&scoped),
-    )
-    .await;
+    let reply = Reply::send(app.client.get(url("/projects-only/x")).bearer_auth(&scoped)).await;
     reply.assert_error(StatusCode::FORBIDDEN, "forbidden");
-    let reply = send(
-        &app,
-        app.client.get(url("/projects-only/x")).bearer_auth(&plain),
-    )
-    .await;
+    let reply = Reply::send(app.client.get(url("/projects-only/x")).bearer_auth(&plain)).await;
     assert_eq!(reply.status, StatusCode::OK);
-    let projects = app.get("/v1/projects", &app.owner_token).await;
+    let projects = app.owner_get("/v1/projects").await;
     let gw = projects.body["items"]
         .as_array()
         .and_then(|all| all.iter().find(|p| p["name"] == "gw"))
@@ -335,19 +280,11 @@ async fn every_refusal_is_answered_without_calling_the_upstream() {
     );
 
     app.clock.advance_millis(2 * 86_400_000);
-    let reply = send(
-        &app,
-        app.client.get(url("/proxy/echo/x")).bearer_auth(&expiring),
-    )
-    .await;
+    let reply = Reply::send(app.client.get(url("/proxy/echo/x")).bearer_auth(&expiring)).await;
     reply.assert_error(StatusCode::UNAUTHORIZED, "expired");
 
     let calls_before_refusals = echo.count();
-    let _ = send(
-        &app,
-        app.client.get(url("/proxy/echo/x")).bearer_auth(&revoked),
-    )
-    .await;
+    let _ = Reply::send(app.client.get(url("/proxy/echo/x")).bearer_auth(&revoked)).await;
     assert_eq!(
         echo.count(),
         calls_before_refusals,
@@ -366,7 +303,7 @@ async fn rate_limits_and_budgets_refuse_with_their_codes_and_headers() {
     let secret = limited["secret"].as_str().expect("secret").to_string();
     let url = format!("{}/proxy/echo/x", app.base);
     for remaining in [1, 0] {
-        let reply = send(&app, app.client.get(&url).bearer_auth(&secret)).await;
+        let reply = Reply::send(app.client.get(&url).bearer_auth(&secret)).await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.headers["ratelimit-limit"], "2");
         assert_eq!(
@@ -376,7 +313,7 @@ async fn rate_limits_and_budgets_refuse_with_their_codes_and_headers() {
         assert!(reply.headers.contains_key("ratelimit-reset"));
     }
     let calls = echo.count();
-    let reply = send(&app, app.client.get(&url).bearer_auth(&secret)).await;
+    let reply = Reply::send(app.client.get(&url).bearer_auth(&secret)).await;
     reply.assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     let retry: u64 = reply.headers["retry-after"]
         .to_str()
@@ -392,15 +329,10 @@ async fn rate_limits_and_budgets_refuse_with_their_codes_and_headers() {
         .create_key(json!({"name": "capped", "limits": {"daily_spend_cap": "1.00"}}))
         .await;
     let report = app
-        .post(
-            "/v1/usage",
-            &app.owner_token,
-            json!({"key_id": capped["id"], "cost": "1.00"}),
-        )
+        .owner_post("/v1/usage", json!({"key_id": capped["id"], "cost": "1.00"}))
         .await;
     assert_eq!(report.status, StatusCode::OK, "{}", report.body);
-    let reply = send(
-        &app,
+    let reply = Reply::send(
         app.client
             .get(&url)
             .bearer_auth(capped["secret"].as_str().expect("secret")),
@@ -410,22 +342,10 @@ async fn rate_limits_and_budgets_refuse_with_their_codes_and_headers() {
 
     // The workspace's credit used up → 402 for every key.
     let (other_id, other) = app.new_key("credits").await;
-    let ws = app
-        .call(
-            Method::PATCH,
-            "/v1/workspace",
-            &app.owner_token,
-            Some(json!({"credit_balance": "0.50"})),
-        )
+    app.patch_workspace(json!({"credit_balance": "0.50"})).await;
+    app.owner_post("/v1/usage", json!({"key_id": other_id, "cost": "0.75"}))
         .await;
-    assert_eq!(ws.status, StatusCode::OK, "{}", ws.body);
-    app.post(
-        "/v1/usage",
-        &app.owner_token,
-        json!({"key_id": other_id, "cost": "0.75"}),
-    )
-    .await;
-    let reply = send(&app, app.client.get(&url).bearer_auth(&other)).await;
+    let reply = Reply::send(app.client.get(&url).bearer_auth(&other)).await;
     reply.assert_error(StatusCode::PAYMENT_REQUIRED, "insufficient_credits");
     assert_eq!(echo.count(), calls);
 }
@@ -434,16 +354,14 @@ async fn rate_limits_and_budgets_refuse_with_their_codes_and_headers() {
 async fn upstream_failures_are_502_and_504() {
     let (app, _echo) = proxy_app().await;
     let (_, secret) = app.new_key("failing").await;
-    let reply = send(
-        &app,
+    let reply = Reply::send(
         app.client
             .get(format!("{}/down/x", app.base))
             .bearer_auth(&secret),
     )
     .await;
     reply.assert_error(StatusCode::BAD_GATEWAY, "upstream_unavailable");
-    let reply = send(
-        &app,
+    let reply = Reply::send(
         app.client
             .get(format!("{}/closing/x", app.base))
             .bearer_auth(&secret),
@@ -451,8 +369,7 @@ async fn upstream_failures_are_502_and_504() {
     .await;
     reply.assert_error(StatusCode::BAD_GATEWAY, "upstream_unavailable");
     let started = std::time::Instant::now();
-    let reply = send(
-        &app,
+    let reply = Reply::send(
         app.client
             .get(format!("{}/slow", app.base))
             .bearer_auth(&secret),

@@ -2,7 +2,7 @@
 //! key; the workspace default; deleting a rule in use.
 
 use keygate_store::{AuditFilter, PageRequest};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::gateway_ai::{ai_app, chat, AiSetup};
@@ -16,17 +16,11 @@ async fn routing_rules_are_managed_by_writers_read_by_viewers_and_audited() {
     let AiSetup { app, .. } = ai_app().await;
     let body = json!({"name": "primary", "description": "alpha first", "mode": "fallback",
         "targets": [{"provider": "alpha", "models": {"gpt-test": "gpt-alpha"}}, {"provider": "beta"}]});
-    let created = app
-        .post("/v1/routing-rules", &app.owner_token, body.clone())
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let id = created.body["id"].as_str().expect("id").to_string();
+    let created = app.owner_create("/v1/routing-rules", body.clone()).await;
+    let id = created["id"].as_str().expect("id").to_string();
     assert!(id.starts_with("rr_"));
-    assert_eq!(created.body["default"], false);
-    assert_eq!(
-        created.body["targets"][0]["models"]["gpt-test"],
-        "gpt-alpha"
-    );
+    assert_eq!(created["default"], false);
+    assert_eq!(created["targets"][0]["models"]["gpt-test"], "gpt-alpha");
 
     let viewer = app.member_token("viewer").await;
     let editor = app.member_token("editor").await;
@@ -46,22 +40,12 @@ async fn routing_rules_are_managed_by_writers_read_by_viewers_and_audited() {
     )
     .await
     .assert_error(StatusCode::FORBIDDEN, "insufficient_role");
-    app.call(
-        Method::DELETE,
-        &format!("/v1/routing-rules/{id}"),
-        &viewer,
-        None,
-    )
-    .await
-    .assert_error(StatusCode::FORBIDDEN, "insufficient_role");
+    app.delete(&format!("/v1/routing-rules/{id}"), &viewer)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "insufficient_role");
 
     let patched = app
-        .call(
-            Method::PATCH,
-            &format!("/v1/routing-rules/{id}"),
-            &editor,
-            Some(json!({"mode": "split", "targets": [{"provider": "alpha", "weight": 7}, {"provider": "beta", "weight": 3}], "description": null})),
-        )
+        .patch(&format!("/v1/routing-rules/{id}"), &editor, json!({"mode": "split", "targets": [{"provider": "alpha", "weight": 7}, {"provider": "beta", "weight": 3}], "description": null}))
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
     assert_eq!(patched.body["mode"], "split");
@@ -75,9 +59,7 @@ async fn routing_rules_are_managed_by_writers_read_by_viewers_and_audited() {
         json!({"name": "x", "mode": "split", "targets": [{"provider": "alpha", "weight": 0}]}),
         json!({"name": "x", "mode": "sideways", "targets": [{"provider": "alpha"}]}),
     ] {
-        let reply = app
-            .post("/v1/routing-rules", &app.owner_token, bad.clone())
-            .await;
+        let reply = app.owner_post("/v1/routing-rules", bad.clone()).await;
         assert_eq!(
             reply.status,
             StatusCode::BAD_REQUEST,
@@ -85,7 +67,7 @@ async fn routing_rules_are_managed_by_writers_read_by_viewers_and_audited() {
             reply.body
         );
     }
-    let dup = app.post("/v1/routing-rules", &app.owner_token, body).await;
+    let dup = app.owner_post("/v1/routing-rules", body).await;
     dup.assert_error(StatusCode::CONFLICT, "name_taken");
 
     // Another workspace sees none of it.
@@ -97,25 +79,15 @@ async fn routing_rules_are_managed_by_writers_read_by_viewers_and_audited() {
         app.get("/v1/routing-rules", &other_token).await.body["items"],
         json!([])
     );
-    app.call(
-        Method::DELETE,
-        &format!("/v1/routing-rules/{id}"),
-        &other_token,
-        None,
-    )
-    .await
-    .assert_error(StatusCode::NOT_FOUND, "not_found");
+    app.delete(&format!("/v1/routing-rules/{id}"), &other_token)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
 
     let deleted = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/routing-rules/{id}"),
-            &editor,
-            None,
-        )
+        .delete(&format!("/v1/routing-rules/{id}"), &editor)
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    app.get(&format!("/v1/routing-rules/{id}"), &app.owner_token)
+    app.owner_get(&format!("/v1/routing-rules/{id}"))
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
 
@@ -160,11 +132,7 @@ async fn keys_route_by_their_rule_then_the_workspace_default_then_the_config() {
     assert_eq!(reply.headers["keygate-provider"], "alpha");
 
     let default = app
-        .post(
-            "/v1/routing-rules",
-            &app.owner_token,
-            json!({"name": "beta by default", "mode": "fallback", "default": true, "targets": [{"provider": "beta", "models": {"gpt-test": "beta-special"}}]}),
-        )
+        .owner_post("/v1/routing-rules", json!({"name": "beta by default", "mode": "fallback", "default": true, "targets": [{"provider": "beta", "models": {"gpt-test": "beta-special"}}]}))
         .await;
     let default_id = default.body["id"].as_str().expect("id").to_string();
     let reply = chat(&app, &secret, hello()).await;
@@ -172,19 +140,13 @@ async fn keys_route_by_their_rule_then_the_workspace_default_then_the_config() {
     assert_eq!(beta.last_body()["model"], "beta-special");
 
     let own = app
-        .post(
-            "/v1/routing-rules",
-            &app.owner_token,
-            json!({"name": "alpha for this key", "mode": "fallback", "targets": [{"provider": "alpha"}]}),
-        )
+        .owner_post("/v1/routing-rules", json!({"name": "alpha for this key", "mode": "fallback", "targets": [{"provider": "alpha"}]}))
         .await;
     let own_id = own.body["id"].as_str().expect("id").to_string();
     let patched = app
-        .call(
-            Method::PATCH,
+        .owner_patch(
             &format!("/v1/keys/{key_id}"),
-            &app.owner_token,
-            Some(json!({"routing_rule_id": own_id})),
+            json!({"routing_rule_id": own_id}),
         )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
@@ -204,51 +166,38 @@ async fn keys_route_by_their_rule_then_the_workspace_default_then_the_config() {
         )
         .await;
     for bad in [foreign.body["id"].clone(), json!("rr_doesnotexist")] {
-        app.call(
-            Method::PATCH,
+        app.owner_patch(
             &format!("/v1/keys/{key_id}"),
-            &app.owner_token,
-            Some(json!({"routing_rule_id": bad})),
+            json!({"routing_rule_id": bad}),
         )
         .await
-        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
     }
 
     // Deleting the key's rule sends it back to the workspace default.
     let deleted = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/routing-rules/{own_id}"),
-            &app.owner_token,
-            None,
-        )
+        .owner_delete(&format!("/v1/routing-rules/{own_id}"))
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    let key = app
-        .get(&format!("/v1/keys/{key_id}"), &app.owner_token)
-        .await;
+    let key = app.owner_get(&format!("/v1/keys/{key_id}")).await;
     assert_eq!(key.body["routing_rule_id"], serde_json::Value::Null);
     let reply = chat(&app, &secret, hello()).await;
     assert_eq!(reply.headers["keygate-provider"], "beta");
 
     // Clearing the default flag routes by config again; `null` clears a key's rule.
     let cleared = app
-        .call(
-            Method::PATCH,
+        .owner_patch(
             &format!("/v1/routing-rules/{default_id}"),
-            &app.owner_token,
-            Some(json!({"default": false})),
+            json!({"default": false}),
         )
         .await;
     assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
     let reply = chat(&app, &secret, hello()).await;
     assert_eq!(reply.headers["keygate-provider"], "alpha");
     let reply = app
-        .call(
-            Method::PATCH,
+        .owner_patch(
             &format!("/v1/keys/{key_id}"),
-            &app.owner_token,
-            Some(json!({"routing_rule_id": null})),
+            json!({"routing_rule_id": null}),
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK);

@@ -63,6 +63,9 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// What a server is started with; each `None` is a fresh one (directory, SQLite file, clock),
+/// or none at all (Redis).
+#[derive(Default)]
 pub struct Spawn {
     pub dir: Option<Arc<tempfile::TempDir>>,
     pub database_url: Option<String>,
@@ -70,14 +73,30 @@ pub struct Spawn {
     pub clock: Option<FixedClock>,
 }
 
+impl Spawn {
+    /// A fresh database, with the limits kept in this Redis.
+    pub fn with_redis(url: impl Into<String>) -> Spawn {
+        Spawn {
+            redis_url: Some(url.into()),
+            ..Spawn::default()
+        }
+    }
+}
+
 impl TestApp {
     /// A server on a fresh SQLite file in a temporary directory.
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(Spawn::default()).await
+    }
+
+    /// A second server on this one's database and clock, as another node of one deployment
+    /// (sharing limits only through `redis_url`, when given).
+    pub async fn another_node(&self, redis_url: Option<String>) -> TestApp {
         Self::spawn_with(Spawn {
-            dir: None,
-            database_url: None,
-            redis_url: None,
-            clock: None,
+            dir: Some(self.dir.clone()),
+            database_url: Some(self.database_url.clone()),
+            redis_url,
+            clock: Some(self.clock.clone()),
         })
         .await
     }
@@ -196,7 +215,7 @@ impl TestApp {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        Reply::from(request.send().await.expect("send")).await
+        Reply::send(request).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
@@ -207,10 +226,106 @@ impl TestApp {
         self.call(Method::POST, path, token, Some(body)).await
     }
 
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, token, None).await
+    }
+
+    /// A request as the bootstrapped owner: most scenarios act as the owner, and naming the
+    /// token at every call only hid what the call was about.
+    pub async fn owner_call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, path, &self.owner_token, body).await
+    }
+
+    /// `POST`s a JSON body and hands back the answer unread, for what a [`Reply`] cannot
+    /// show: a stream read as it comes, or the headers before the body.
+    pub async fn send_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// `POST` with an `Idempotency-Key`, as a client that may retry sends it.
+    pub async fn post_idempotent(&self, path: &str, token: &str, key: &str, body: Value) -> Reply {
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&body);
+        Reply::send(request).await
+    }
+
+    /// `POST` as the owner with an `Idempotency-Key`.
+    pub async fn owner_post_idempotent(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.post_idempotent(path, &self.owner_token, key, body)
+            .await
+    }
+
+    /// `GET` as the owner.
+    pub async fn owner_get(&self, path: &str) -> Reply {
+        self.get(path, &self.owner_token).await
+    }
+
+    /// `PATCH` as the owner.
+    pub async fn owner_patch(&self, path: &str, body: Value) -> Reply {
+        self.patch(path, &self.owner_token, body).await
+    }
+
+    /// `DELETE` as the owner.
+    pub async fn owner_delete(&self, path: &str) -> Reply {
+        self.delete(path, &self.owner_token).await
+    }
+
+    /// `POST` as the owner.
+    pub async fn owner_post(&self, path: &str, body: Value) -> Reply {
+        self.post(path, &self.owner_token, body).await
+    }
+
+    /// `POST`s something that must be created (201) and returns its body.
+    pub async fn create(&self, path: &str, token: &str, body: Value) -> Value {
+        let reply = self.post(path, token, body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body
+    }
+
+    /// [`create`](TestApp::create) as the owner.
+    pub async fn owner_create(&self, path: &str, body: Value) -> Value {
+        self.create(path, &self.owner_token, body).await
+    }
+
+    /// A `GET` with no credentials at all, as a browser or a metrics scraper sends it.
+    pub async fn get_anonymous(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// The Prometheus text `/metrics` serves now.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.get_anonymous("/metrics").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.expect("text")
+    }
+
     /// Creates a key as the owner and returns the whole 201 body (with `secret`).
     pub async fn create_key(&self, body: Value) -> Value {
-        let reply = self.post("/v1/keys", &self.owner_token, body).await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        self.owner_create("/v1/keys", body).await
+    }
+
+    /// Changes the workspace's settings as the owner; returns the workspace as changed.
+    pub async fn patch_workspace(&self, body: Value) -> Value {
+        let reply = self.owner_patch("/v1/workspace", body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         reply.body
     }
 
@@ -223,9 +338,22 @@ impl TestApp {
         )
     }
 
+    /// A key's lifecycle action (`disable`, `enable`, `revoke`, `regenerate`, `rotate` with
+    /// the default grace) as the owner, with an empty body.
+    pub async fn key_action(&self, id: &str, action: &str) -> Reply {
+        self.owner_post(&format!("/v1/keys/{id}/{action}"), json!({}))
+            .await
+    }
+
+    /// Settles a reservation as the owner (`body` holds the amounts spent).
+    pub async fn owner_settle(&self, reservation_id: &str, body: Value) -> Reply {
+        let path = format!("/v1/reservations/{reservation_id}/settle");
+        self.owner_post(&path, body).await
+    }
+
     /// Verifies a key with the owner's token.
     pub async fn verify(&self, body: Value) -> Value {
-        let reply = self.post("/v1/keys/verify", &self.owner_token, body).await;
+        let reply = self.owner_post("/v1/keys/verify", body).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         reply.body
     }
@@ -241,9 +369,8 @@ impl TestApp {
     /// Adds a member with a role and returns their token.
     pub async fn member_token(&self, role: &str) -> String {
         let reply = self
-            .post(
+            .owner_post(
                 "/v1/members",
-                &self.owner_token,
                 json!({"name": format!("{role} member"), "role": role}),
             )
             .await;
@@ -296,6 +423,11 @@ impl Reply {
             headers,
             body,
         }
+    }
+
+    /// Sends a request built by hand (raw bodies, odd headers, no token) and reads it whole.
+    pub async fn send(request: reqwest::RequestBuilder) -> Reply {
+        Reply::from(request.send().await.expect("send")).await
     }
 
     /// The error code of an error reply.

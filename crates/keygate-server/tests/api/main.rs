@@ -5,6 +5,7 @@
 mod backends;
 
 mod audit;
+mod contract;
 mod errors;
 mod gateway_ai;
 mod gateway_e2e;

@@ -1,7 +1,6 @@
 //! `/metrics` is valid Prometheus text: every line a comment or `name{labels} value`, with the
 //! verification latency histograms and the usage buffer's series.
 
-use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::TestApp;
@@ -54,14 +53,7 @@ async fn metrics_parse_and_count_verifications_latency_and_usage() {
     app.verify(json!({"key": "kg_live_nope"})).await;
     app.state.usage.flush().await;
 
-    let reply = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics");
-    assert_eq!(reply.status(), StatusCode::OK);
-    let text = reply.text().await.expect("text");
+    let text = app.metrics_text().await;
     for line in text.lines() {
         assert!(
             line.starts_with("# HELP ") || line.starts_with("# TYPE ") || is_sample(line),

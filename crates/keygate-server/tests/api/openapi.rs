@@ -10,12 +10,7 @@ use serde_json::{json, Value};
 use crate::helpers::TestApp;
 
 async fn document(app: &TestApp) -> Value {
-    let response = app
-        .client
-        .get(format!("{}/openapi.json", app.base))
-        .send()
-        .await
-        .expect("send");
+    let response = app.get_anonymous("/openapi.json").await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.expect("the document is JSON")
 }
@@ -183,12 +178,7 @@ async fn every_example_validates_against_its_own_schema() {
 #[tokio::test]
 async fn the_docs_page_renders_the_document_from_the_binary_alone() {
     let app = TestApp::spawn().await;
-    let page = app
-        .client
-        .get(format!("{}/docs", app.base))
-        .send()
-        .await
-        .expect("send");
+    let page = app.get_anonymous("/docs").await;
     assert_eq!(page.status(), StatusCode::OK);
     let csp = page
         .headers()
@@ -203,12 +193,7 @@ async fn the_docs_page_renders_the_document_from_the_binary_alone() {
         !html.contains("http://") && !html.contains("https://"),
         "no CDN"
     );
-    let script = app
-        .client
-        .get(format!("{}/docs/rapidoc-min.js", app.base))
-        .send()
-        .await
-        .expect("send");
+    let script = app.get_anonymous("/docs/rapidoc-min.js").await;
     assert_eq!(script.status(), StatusCode::OK);
     assert!(script.text().await.expect("js").len() > 100_000);
 }
@@ -308,18 +293,10 @@ async fn the_ai_gateway_is_documented_when_it_serves() {
     );
 
     // The examples, sent as they are.
-    let created = app
-        .post("/v1/routing-rules", &app.owner_token, create.clone())
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let id = created.body["id"].as_str().expect("id").to_owned();
+    let created = app.owner_create("/v1/routing-rules", create.clone()).await;
+    let id = created["id"].as_str().expect("id").to_owned();
     let updated = app
-        .call(
-            Method::PATCH,
-            &format!("/v1/routing-rules/{id}"),
-            &app.owner_token,
-            Some(update.clone()),
-        )
+        .owner_patch(&format!("/v1/routing-rules/{id}"), update.clone())
         .await;
     assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
     let (_, secret) = app.new_key("documented").await;

@@ -1,7 +1,7 @@
 //! The role × action matrix: owners and editors write keys and verify, viewers only read,
 //! only owners manage members. (`security_auth.rs` walks the whole access table.)
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::TestApp;
@@ -50,65 +50,27 @@ async fn role_by_action_matrix() {
         }
 
         // Writes: owner and editor.
-        expect_write(
-            app.post("/v1/keys", token, json!({"name": format!("by {role}")}))
-                .await,
-            StatusCode::CREATED,
-        );
-        expect_write(
-            app.call(
-                Method::PATCH,
-                &format!("/v1/keys/{id}"),
-                token,
-                Some(json!({"description": "x"})),
-            )
-            .await,
-            StatusCode::OK,
-        );
-        expect_write(
-            app.post(&format!("/v1/keys/{id}/disable"), token, json!({}))
-                .await,
-            StatusCode::OK,
-        );
-        expect_write(
-            app.post(&format!("/v1/keys/{id}/enable"), token, json!({}))
-                .await,
-            StatusCode::OK,
-        );
-        expect_write(
-            app.post(
-                &format!("/v1/keys/{id}/rotate"),
-                token,
-                json!({"grace": "1h"}),
-            )
-            .await,
-            StatusCode::OK,
-        );
-        expect_write(
-            app.post(&format!("/v1/keys/{id}/regenerate"), token, json!({}))
-                .await,
-            StatusCode::OK,
-        );
-        expect_write(
-            app.post(&format!("/v1/keys/{id}/revoke"), token, json!({}))
-                .await,
-            StatusCode::OK,
-        );
-        expect_write(
-            app.call(Method::DELETE, &format!("/v1/keys/{id}"), token, None)
-                .await,
-            StatusCode::NO_CONTENT,
-        );
-        expect_write(app.post("/v1/keys/import", token, json!({"name": format!("legacy {role}"), "key": format!("legacy-key-for-{role}-0123456789")})).await, StatusCode::CREATED);
-        expect_write(
-            app.post(
-                "/v1/projects",
-                token,
-                json!({"name": format!("project {role}")}),
-            )
-            .await,
-            StatusCode::CREATED,
-        );
+        let created = StatusCode::CREATED;
+        let by_role = json!({"name": format!("by {role}")});
+        expect_write(app.post("/v1/keys", token, by_role).await, created);
+        let key = format!("/v1/keys/{id}");
+        let described = json!({"description": "x"});
+        expect_write(app.patch(&key, token, described).await, StatusCode::OK);
+        for (action, body) in [
+            ("disable", json!({})),
+            ("enable", json!({})),
+            ("rotate", json!({"grace": "1h"})),
+            ("regenerate", json!({})),
+            ("revoke", json!({})),
+        ] {
+            let reply = app.post(&format!("{key}/{action}"), token, body).await;
+            expect_write(reply, StatusCode::OK);
+        }
+        expect_write(app.delete(&key, token).await, StatusCode::NO_CONTENT);
+        let legacy = json!({"name": format!("legacy {role}"), "key": format!("legacy-key-for-{role}-0123456789")});
+        expect_write(app.post("/v1/keys/import", token, legacy).await, created);
+        let project = json!({"name": format!("project {role}")});
+        expect_write(app.post("/v1/projects", token, project).await, created);
 
         // Members: owner only, including listing.
         let listed = app.get("/v1/members", token).await;
@@ -123,14 +85,7 @@ async fn role_by_action_matrix() {
             assert_eq!(listed.status, StatusCode::OK);
             assert_eq!(added.status, StatusCode::CREATED);
             let new_id = added.body["id"].as_str().expect("id");
-            let removed = app
-                .call(
-                    Method::DELETE,
-                    &format!("/v1/members/{new_id}"),
-                    token,
-                    None,
-                )
-                .await;
+            let removed = app.delete(&format!("/v1/members/{new_id}"), token).await;
             assert_eq!(removed.status, StatusCode::NO_CONTENT);
         } else {
             listed.assert_error(StatusCode::FORBIDDEN, "insufficient_role");
@@ -143,44 +98,51 @@ async fn role_by_action_matrix() {
 async fn a_deleted_members_token_stops_working_at_once() {
     let app = TestApp::spawn().await;
     let created = app
-        .post(
-            "/v1/members",
-            &app.owner_token,
-            json!({"name": "leaver", "role": "editor"}),
-        )
+        .owner_post("/v1/members", json!({"name": "leaver", "role": "editor"}))
         .await;
     let token = created.body["token"].as_str().expect("token").to_owned();
     assert!(token.starts_with("kgm_"));
     assert_eq!(app.get("/v1/keys", &token).await.status, StatusCode::OK);
     let id = created.body["id"].as_str().expect("id");
-    app.call(
-        Method::DELETE,
-        &format!("/v1/members/{id}"),
-        &app.owner_token,
-        None,
-    )
-    .await;
+    app.owner_delete(&format!("/v1/members/{id}")).await;
     app.get("/v1/keys", &token)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated");
 }
 
+/// Nobody removes themselves (their token would stop at once), so the last owner can never be
+/// removed: another owner can remove an owner, and that other owner remains.
 #[tokio::test]
-async fn the_last_owner_cannot_be_deleted() {
+async fn members_cannot_remove_themselves_so_the_last_owner_stays() {
     let app = TestApp::spawn().await;
-    let members = app.get("/v1/members", &app.owner_token).await;
+    let members = app.owner_get("/v1/members").await;
     let owner_id = members.body["items"][0]["id"]
         .as_str()
         .expect("id")
         .to_owned();
-    app.call(
-        Method::DELETE,
-        &format!("/v1/members/{owner_id}"),
-        &app.owner_token,
-        None,
-    )
-    .await
-    .assert_error(StatusCode::CONFLICT, "last_owner");
+    app.owner_delete(&format!("/v1/members/{owner_id}"))
+        .await
+        .assert_error(StatusCode::CONFLICT, "cannot_remove_self");
+    assert_eq!(
+        app.get("/v1/keys", &app.owner_token).await.status,
+        StatusCode::OK
+    );
+
+    let second = app
+        .owner_post(
+            "/v1/members",
+            json!({"name": "second owner", "role": "owner"}),
+        )
+        .await;
+    let second_token = second.body["token"].as_str().expect("token").to_owned();
+    let removed = app
+        .delete(&format!("/v1/members/{owner_id}"), &second_token)
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.body);
+    let second_id = second.body["id"].as_str().expect("id");
+    app.delete(&format!("/v1/members/{second_id}"), &second_token)
+        .await
+        .assert_error(StatusCode::CONFLICT, "cannot_remove_self");
 }
 
 #[tokio::test]

@@ -11,11 +11,7 @@ async fn old_secret_works_inside_the_grace_period_and_not_after() {
     let app = TestApp::spawn().await;
     let (id, old) = app.new_key("rotating").await;
     let rotated = app
-        .post(
-            &format!("/v1/keys/{id}/rotate"),
-            &app.owner_token,
-            json!({"grace": "24h"}),
-        )
+        .owner_post(&format!("/v1/keys/{id}/rotate"), json!({"grace": "24h"}))
         .await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
     let new = rotated.body["secret"].as_str().expect("secret").to_owned();
@@ -48,18 +44,10 @@ async fn rotate_defaults_and_bounds_the_grace_period() {
         .await
         .expect("send");
     assert_eq!(default.status(), StatusCode::OK);
-    app.post(
-        &format!("/v1/keys/{id}/rotate"),
-        &app.owner_token,
-        json!({"grace": "90d"}),
-    )
-    .await
-    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
-    app.post(
-        &format!("/v1/keys/{id}/rotate"),
-        &app.owner_token,
-        json!({"grace": "later"}),
-    )
-    .await
-    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    app.owner_post(&format!("/v1/keys/{id}/rotate"), json!({"grace": "90d"}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    app.owner_post(&format!("/v1/keys/{id}/rotate"), json!({"grace": "later"}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
 }

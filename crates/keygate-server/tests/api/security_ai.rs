@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use keygate_server::gateway::GatewayConfig;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -90,13 +90,7 @@ async fn setup_with(options: Spawn) -> Setup {
 }
 
 async fn setup() -> Setup {
-    setup_with(Spawn {
-        dir: None,
-        database_url: None,
-        redis_url: None,
-        clock: None,
-    })
-    .await
+    setup_with(Spawn::default()).await
 }
 
 /// A key with lifetime budgets (so moving the clock never starts a new period), optionally
@@ -134,15 +128,13 @@ fn hello(model: &str, extra: Value) -> Value {
 }
 
 async fn post_ai(app: &TestApp, path: &str, secret: &str, body: Value) -> Reply {
-    let response = app
-        .client
-        .post(format!("{}{path}", app.base))
-        .bearer_auth(secret)
-        .json(&body)
-        .send()
-        .await
-        .expect("send");
-    Reply::from(response).await
+    Reply::send(
+        app.client
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(secret)
+            .json(&body),
+    )
+    .await
 }
 
 /// What `/v1/keys/{id}/limits` says a limit of `kind` has used, polled until it equals
@@ -150,9 +142,7 @@ async fn post_ai(app: &TestApp, path: &str, secret: &str, body: Value) -> Reply 
 async fn used(app: &TestApp, key_id: &str, kind: &str, expect: i64, patience: Duration) -> i64 {
     let deadline = tokio::time::Instant::now() + patience;
     loop {
-        let reply = app
-            .get(&format!("/v1/keys/{key_id}/limits"), &app.owner_token)
-            .await;
+        let reply = app.owner_get(&format!("/v1/keys/{key_id}/limits")).await;
         let now = reply.body["limits"]
             .as_array()
             .and_then(|l| l.iter().find(|l| l["kind"] == kind))
@@ -226,15 +216,31 @@ async fn security_ai_the_reserved_output_limit_is_sent_upstream() {
         alpha.last_body()
     );
 
-    // A limit or count that is not a whole number cannot be reserved exactly, and a lenient
-    // provider would read `1e6` as a million: refused before any provider sees it.
+    // A whole number written as a float (JSON does not tell 2 from 2.0) is the same bound:
+    // reserved as such and forwarded as an integer, so the provider reads what was reserved.
+    let reply = chat(
+        &app,
+        &secret,
+        hello("gpt-test", json!({"max_tokens": 5.0, "n": 1e0})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        alpha.last_body()["max_tokens"],
+        json!(5),
+        "{}",
+        alpha.last_body()
+    );
+    assert_eq!(alpha.last_body()["n"], json!(1), "{}", alpha.last_body());
+
+    // A limit or count that is not a whole number cannot be reserved exactly: refused before
+    // any provider sees it.
     let hits = alpha.hits();
     for bad in [
-        json!({"max_tokens": 1e6}),
         json!({"max_tokens": -1}),
         json!({"max_tokens": "100000"}),
         json!({"max_completion_tokens": 2.5}),
-        json!({"n": 2.0}),
+        json!({"n": 0.5}),
         json!({"n": "3"}),
     ] {
         let reply = chat(&app, &secret, hello("gpt-test", bad.clone())).await;
@@ -250,7 +256,7 @@ async fn security_ai_the_reserved_output_limit_is_sent_upstream() {
         &app,
         "/v1/completions",
         &secret,
-        json!({"model": "instruct-test", "prompt": "hi", "best_of": 4.0}),
+        json!({"model": "instruct-test", "prompt": "hi", "best_of": 4.5}),
     )
     .await;
     reply.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
@@ -305,15 +311,13 @@ async fn security_ai_requests_are_priced_by_the_model_actually_called() {
     let Setup { app, alpha, mapper } = setup().await;
     // A routing rule sends the free model to the expensive one.
     let rule = app
-        .post(
+        .owner_create(
             "/v1/routing-rules",
-            &app.owner_token,
             json!({"name": "cheap is pricey", "mode": "fallback",
                    "targets": [{"provider": "alpha", "models": {"cheap": "pricey"}}]}),
         )
         .await;
-    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
-    let rule_id = rule.body["id"].as_str().expect("id");
+    let rule_id = rule["id"].as_str().expect("id");
     let (key_id, secret) = budget_key(&app, "routed", roomy(), Some(rule_id)).await;
     let reply = chat(&app, &secret, hello("cheap", json!({"max_tokens": 5}))).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
@@ -353,30 +357,22 @@ async fn security_ai_a_rule_mapping_to_an_unpriced_model_is_refused_when_saved()
     let Setup { app, .. } = setup().await;
     let sneaky = json!({"name": "sneaky", "mode": "fallback",
         "targets": [{"provider": "alpha", "models": {"cheap": "gpt-unpriced-4"}}]});
-    let reply = app
-        .post("/v1/routing-rules", &app.owner_token, sneaky)
-        .await;
+    let reply = app.owner_post("/v1/routing-rules", sneaky).await;
     reply.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
     let message = reply.body["error"]["message"].as_str().unwrap_or("");
     assert!(message.contains("gpt-unpriced-4"), "{message}");
 
     let fine = app
-        .post(
+        .owner_create(
             "/v1/routing-rules",
-            &app.owner_token,
             json!({"name": "fine", "mode": "fallback", "targets": [{"provider": "alpha"}]}),
         )
         .await;
-    assert_eq!(fine.status, StatusCode::CREATED, "{}", fine.body);
-    let id = fine.body["id"].as_str().expect("id");
+    let id = fine["id"].as_str().expect("id");
     let reply = app
-        .call(
-            Method::PATCH,
+        .owner_patch(
             &format!("/v1/routing-rules/{id}"),
-            &app.owner_token,
-            Some(
-                json!({"targets": [{"provider": "alpha", "models": {"cheap": "gpt-unpriced-4"}}]}),
-            ),
+            json!({"targets": [{"provider": "alpha", "models": {"cheap": "gpt-unpriced-4"}}]}),
         )
         .await;
     reply.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
@@ -462,12 +458,7 @@ async fn post_expecting_continue(
 async fn security_ai_the_key_is_checked_before_the_body_is_read() {
     let Setup { app, alpha, .. } = setup().await;
     let (revoked_id, revoked) = app.new_key("revoked").await;
-    app.post(
-        &format!("/v1/keys/{revoked_id}/revoke"),
-        &app.owner_token,
-        json!({}),
-    )
-    .await;
+    app.key_action(&revoked_id, "revoke").await;
     let revoked = format!("Bearer {revoked}");
     let (_, secret) = budget_key(&app, "good", roomy(), None).await;
     let good = format!("Bearer {secret}");
@@ -578,24 +569,14 @@ async fn security_ai_legacy_keys_are_metered_and_charged_to_the_workspace_credit
     let Setup { app, alpha, .. } = setup().await;
     // 10 + 5 tokens at $2 / $8 per million: 60 micro-dollars an answer.
     alpha.set_usage(10, 5);
-    let patched = app
-        .call(
-            Method::PATCH,
-            "/v1/workspace",
-            &app.owner_token,
-            Some(json!({"credit_balance": "0.0003"})),
-        )
+    app.patch_workspace(json!({"credit_balance": "0.0003"}))
         .await;
-    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
     let legacy = "sk-legacy-ai-0123456789abcdef";
-    let imported = app
-        .post(
-            "/v1/keys/import",
-            &app.owner_token,
-            json!({"name": "old system", "key": legacy}),
-        )
-        .await;
-    assert_eq!(imported.status, StatusCode::CREATED, "{}", imported.body);
+    app.owner_create(
+        "/v1/keys/import",
+        json!({"name": "old system", "key": legacy}),
+    )
+    .await;
     // Credits belong to the workspace: any native key's limits show what was spent.
     let (observer, _) = app.new_key("observer").await;
 
@@ -692,23 +673,16 @@ async fn security_ai_a_failed_settle_is_retried_and_counted_in_metrics() {
         .unwrap_or_default()
         .to_owned();
     let relay = Relay::start(target).await;
-    let Setup { app, alpha, .. } = setup_with(Spawn {
-        dir: None,
-        database_url: None,
-        redis_url: Some(relay.url.clone()),
-        clock: None,
-    })
-    .await;
+    let Setup { app, alpha, .. } = setup_with(Spawn::with_redis(&relay.url)).await;
     let (key_id, secret) = budget_key(&app, "unlucky", roomy(), None).await;
     *alpha.event_delay.lock().expect("lock") = Duration::from_millis(200);
     let response = app
-        .client
-        .post(format!("{}/v1/chat/completions", app.base))
-        .bearer_auth(&secret)
-        .json(&hello("gpt-test", json!({"stream": true, "max_tokens": 5})))
-        .send()
-        .await
-        .expect("send");
+        .send_json(
+            "/v1/chat/completions",
+            &secret,
+            &hello("gpt-test", json!({"stream": true, "max_tokens": 5})),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.bytes_stream();
     let first = body.next().await;
@@ -725,15 +699,7 @@ async fn security_ai_a_failed_settle_is_retried_and_counted_in_metrics() {
         used(&app, &key_id, "tokens", 18, Duration::from_secs(30)).await,
         18
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics_text().await;
     let retried = metrics
         .lines()
         .find_map(|l| l.strip_prefix("keygate_settle_failures_total{outcome=\"retried\"} "))
@@ -763,13 +729,12 @@ async fn security_ai_provider_headers_never_reach_the_client() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     check("answer", &reply.headers);
     let response = app
-        .client
-        .post(format!("{}/v1/chat/completions", app.base))
-        .bearer_auth(&secret)
-        .json(&hello("gpt-test", json!({"stream": true, "max_tokens": 5})))
-        .send()
-        .await
-        .expect("send");
+        .send_json(
+            "/v1/chat/completions",
+            &secret,
+            &hello("gpt-test", json!({"stream": true, "max_tokens": 5})),
+        )
+        .await;
     check("stream", response.headers());
     let _ = response.bytes().await;
     for status in [400, 401, 429, 500] {
@@ -803,10 +768,9 @@ async fn security_ai_a_request_that_may_have_reached_a_provider_is_charged_and_n
     // gets 504 and pays the worst case; beta is never asked to do (and bill) it again.
     alpha.set(Behavior::Hang);
     let rule = app
-        .post("/v1/routing-rules", &app.owner_token, rule_for("alpha"))
+        .owner_create("/v1/routing-rules", rule_for("alpha"))
         .await;
-    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
-    let rule_id = rule.body["id"].as_str().expect("id");
+    let rule_id = rule["id"].as_str().expect("id");
     let (key_id, secret) = budget_key(&app, "slow", roomy(), Some(rule_id)).await;
     let reply = chat(&app, &secret, body.clone()).await;
     reply.assert_error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout");
@@ -819,10 +783,9 @@ async fn security_ai_a_request_that_may_have_reached_a_provider_is_charged_and_n
     // A connection that breaks after it was made: the request may have been read. 502, the
     // worst case, no second provider.
     let rule = app
-        .post("/v1/routing-rules", &app.owner_token, rule_for("closing"))
+        .owner_create("/v1/routing-rules", rule_for("closing"))
         .await;
-    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
-    let rule_id = rule.body["id"].as_str().expect("id");
+    let rule_id = rule["id"].as_str().expect("id");
     let (key_id, secret) = budget_key(&app, "broken", roomy(), Some(rule_id)).await;
     let reply = chat(&app, &secret, body.clone()).await;
     reply.assert_error(StatusCode::BAD_GATEWAY, "upstream_unavailable");
@@ -832,10 +795,9 @@ async fn security_ai_a_request_that_may_have_reached_a_provider_is_charged_and_n
     // A connection that could not be made sent nothing: the next provider serves it, and the
     // key pays what beta reports (11 + 7 tokens), once.
     let rule = app
-        .post("/v1/routing-rules", &app.owner_token, rule_for("dead"))
+        .owner_create("/v1/routing-rules", rule_for("dead"))
         .await;
-    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
-    let rule_id = rule.body["id"].as_str().expect("id");
+    let rule_id = rule["id"].as_str().expect("id");
     let (key_id, secret) = budget_key(&app, "refused", roomy(), Some(rule_id)).await;
     let reply = chat(&app, &secret, body).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);

@@ -3,26 +3,13 @@
 
 use keygate_core::access::Access;
 use keygate_server::routes::access_table;
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::helpers::{Reply, TestApp};
 
-async fn post_idempotent(app: &TestApp, token: &str, key: &str, body: Value) -> Reply {
-    let response = app
-        .client
-        .post(format!("{}/v1/keys", app.base))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(&body)
-        .send()
-        .await
-        .expect("send");
-    Reply::from(response).await
-}
-
 async fn member_id(app: &TestApp, name: &str) -> String {
-    let members = app.get("/v1/members", &app.owner_token).await;
+    let members = app.owner_get("/v1/members").await;
     members.body["items"]
         .as_array()
         .expect("items")
@@ -38,22 +25,19 @@ async fn security_a_deleted_members_token_cannot_replay_an_idempotent_create() {
     let app = TestApp::spawn().await;
     let editor = app.member_token("editor").await;
     let body = json!({"name": "made by the editor"});
-    let first = post_idempotent(&app, &editor, "abc123", body.clone()).await;
+    let first = app
+        .post_idempotent("/v1/keys", &editor, "abc123", body.clone())
+        .await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
     let secret = first.body["secret"].as_str().expect("secret").to_owned();
 
     let id = member_id(&app, "editor member").await;
-    let removed = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/members/{id}"),
-            &app.owner_token,
-            None,
-        )
-        .await;
+    let removed = app.owner_delete(&format!("/v1/members/{id}")).await;
     assert!(removed.status.is_success(), "{}", removed.body);
 
-    let replay = post_idempotent(&app, &editor, "abc123", body).await;
+    let replay = app
+        .post_idempotent("/v1/keys", &editor, "abc123", body)
+        .await;
     replay.assert_error(StatusCode::UNAUTHORIZED, "unauthenticated");
     assert!(
         !replay.body.to_string().contains(&secret),
@@ -66,12 +50,16 @@ async fn security_an_idempotent_answer_is_replayed_only_to_the_member_who_made_i
     let app = TestApp::spawn().await;
     let editor = app.member_token("editor").await;
     let body = json!({"name": "mine"});
-    let first = post_idempotent(&app, &app.owner_token, "shared-key", body.clone()).await;
+    let first = app
+        .owner_post_idempotent("/v1/keys", "shared-key", body.clone())
+        .await;
     assert_eq!(first.status, StatusCode::CREATED);
     let secret = first.body["secret"].as_str().expect("secret").to_owned();
     // Another member using the same Idempotency-Key gets a request of their own, which the
     // unique name turns into a conflict: never the owner's answer.
-    let other = post_idempotent(&app, &editor, "shared-key", body).await;
+    let other = app
+        .post_idempotent("/v1/keys", &editor, "shared-key", body)
+        .await;
     assert_ne!(other.status, StatusCode::CREATED, "{}", other.body);
     assert!(!other.body.to_string().contains(&secret));
 }
@@ -93,7 +81,7 @@ async fn security_unauthenticated_posts_are_refused_before_the_body_or_idempoten
         if !token.is_empty() {
             request = request.bearer_auth(token);
         }
-        let reply = Reply::from(request.send().await.expect("send")).await;
+        let reply = Reply::send(request).await;
         reply.assert_error(StatusCode::UNAUTHORIZED, "unauthenticated");
     }
 }

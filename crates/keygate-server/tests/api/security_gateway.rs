@@ -34,29 +34,25 @@ struct Tenant {
 async fn second_tenant(app: &TestApp) -> Tenant {
     let (workspace_id, token) = app.second_workspace().await;
     let key = app
-        .post("/v1/keys", &token, json!({"name": "tenant b"}))
+        .create("/v1/keys", &token, json!({"name": "tenant b"}))
         .await;
-    assert_eq!(key.status, StatusCode::CREATED, "{}", key.body);
     let project = app
-        .post("/v1/projects", &token, json!({"name": "b's project"}))
+        .create("/v1/projects", &token, json!({"name": "b's project"}))
         .await;
-    assert_eq!(project.status, StatusCode::CREATED, "{}", project.body);
     Tenant {
         workspace_id,
-        secret: key.body["secret"].as_str().expect("secret").to_owned(),
-        project: project.body["id"].as_str().expect("id").to_owned(),
+        secret: key["secret"].as_str().expect("secret").to_owned(),
+        project: project["id"].as_str().expect("id").to_owned(),
     }
 }
 
 async fn get(app: &TestApp, path: &str, secret: &str) -> Reply {
-    let response = app
-        .client
-        .get(format!("{}{path}", app.base))
-        .bearer_auth(secret)
-        .send()
-        .await
-        .expect("send");
-    Reply::from(response).await
+    Reply::send(
+        app.client
+            .get(format!("{}{path}", app.base))
+            .bearer_auth(secret),
+    )
+    .await
 }
 
 /// Writes `request` on a fresh connection, then reads until the server closes it or `wait`
@@ -127,15 +123,7 @@ fn code_of(response: &str) -> String {
 
 /// The sum of a counter's samples in `/metrics` (0 when the series is absent).
 async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics_text().await;
     text.lines()
         .filter(|line| line.starts_with(name) && !line.starts_with('#'))
         .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
@@ -223,11 +211,7 @@ async fn security_a_key_never_satisfies_another_workspaces_project() {
     let b = second_tenant(&app).await;
     let a = app.workspace_id.clone();
     let a_project = app
-        .post(
-            "/v1/projects",
-            &app.owner_token,
-            json!({"name": "a's project"}),
-        )
+        .owner_post("/v1/projects", json!({"name": "a's project"}))
         .await
         .body["id"]
         .as_str()
@@ -300,17 +284,14 @@ models = ["gpt-test"]
     ));
     let app = app.restart_with_gateway(config).await;
 
-    let response = app
-        .client
-        .post(format!("{}/v1/chat/completions", app.base))
-        .bearer_auth(&b.secret)
-        .json(&json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .expect("send");
-    Reply::from(response)
-        .await
-        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    Reply::send(
+        app.client
+            .post(format!("{}/v1/chat/completions", app.base))
+            .bearer_auth(&b.secret)
+            .json(&json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
     let reply = get(&app, "/v1/models", &b.secret).await;
     reply.assert_error(StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(

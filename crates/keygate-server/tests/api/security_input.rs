@@ -62,11 +62,6 @@ fn bad_values() -> Vec<Value> {
         .collect()
 }
 
-async fn patch(app: &TestApp, path: &str, body: Value) -> Reply {
-    app.call(Method::PATCH, path, &app.owner_token, Some(body))
-        .await
-}
-
 fn assert_refused(reply: &Reply, what: &str) {
     assert_eq!(
         reply.status,
@@ -86,11 +81,7 @@ async fn security_money_refuses_negative_exotic_and_huge_amounts_everywhere() {
     let app = TestApp::spawn().await;
     let (key_id, secret) = app.new_key("spender").await;
     let reserved = app
-        .post(
-            "/v1/reservations",
-            &app.owner_token,
-            json!({"key": secret, "cost": "0.01"}),
-        )
+        .owner_post("/v1/reservations", json!({"key": secret, "cost": "0.01"}))
         .await;
     assert_eq!(reserved.status, StatusCode::OK, "{}", reserved.body);
     let reservation = reserved.body["reservation_id"]
@@ -101,86 +92,63 @@ async fn security_money_refuses_negative_exotic_and_huge_amounts_everywhere() {
     for bad in bad_values() {
         let what = format!("amount {bad}");
         let verify = app
-            .post(
-                "/v1/keys/verify",
-                &app.owner_token,
-                json!({"key": secret, "cost": bad}),
-            )
+            .owner_post("/v1/keys/verify", json!({"key": secret, "cost": bad}))
             .await;
         assert_refused(&verify, &format!("verify {what}"));
         let report = app
-            .post(
-                "/v1/usage",
-                &app.owner_token,
-                json!({"key_id": key_id, "cost": bad}),
-            )
+            .owner_post("/v1/usage", json!({"key_id": key_id, "cost": bad}))
             .await;
         assert_refused(&report, &format!("usage report {what}"));
         let reserve = app
-            .post(
-                "/v1/reservations",
-                &app.owner_token,
-                json!({"key": secret, "cost": bad}),
-            )
+            .owner_post("/v1/reservations", json!({"key": secret, "cost": bad}))
             .await;
         assert_refused(&reserve, &format!("reserve {what}"));
-        let settle = app
-            .post(
-                &format!("/v1/reservations/{reservation}/settle"),
-                &app.owner_token,
-                json!({"cost": bad}),
-            )
-            .await;
+        let settle = app.owner_settle(&reservation, json!({"cost": bad})).await;
         assert_refused(&settle, &format!("settle {what}"));
         for limits in [
             json!({"cost_limit": {"limit": bad, "reset": "monthly"}}),
             json!({"daily_spend_cap": bad}),
         ] {
             let created = app
-                .post(
-                    "/v1/keys",
-                    &app.owner_token,
-                    json!({"name": "never", "limits": limits}),
-                )
+                .owner_post("/v1/keys", json!({"name": "never", "limits": limits}))
                 .await;
             assert_refused(&created, &format!("create key {what}"));
-            let updated = patch(
-                &app,
-                &format!("/v1/keys/{key_id}"),
-                json!({"limits": limits}),
-            )
-            .await;
+            let updated = app
+                .owner_patch(&format!("/v1/keys/{key_id}"), json!({"limits": limits}))
+                .await;
             assert_refused(&updated, &format!("update key {what}"));
         }
-        let credits = patch(&app, "/v1/workspace", json!({"credit_balance": bad})).await;
+        let credits = app
+            .owner_patch("/v1/workspace", json!({"credit_balance": bad}))
+            .await;
         assert_refused(&credits, &format!("credit balance {what}"));
     }
 
     // Nothing above moved any total, and the maximum itself is an amount.
     let usage = app
-        .get(&format!("/v1/keys/{key_id}/usage?days=1"), &app.owner_token)
+        .owner_get(&format!("/v1/keys/{key_id}/usage?days=1"))
         .await;
     assert_eq!(usage.status, StatusCode::OK, "{}", usage.body);
-    let workspace = app.get("/v1/workspace", &app.owner_token).await;
+    let workspace = app.owner_get("/v1/workspace").await;
     assert!(
         workspace.body["credit_balance"].is_null(),
         "{}",
         workspace.body
     );
     let at_max = app
-        .post(
+        .owner_post(
             "/v1/keys/verify",
-            &app.owner_token,
             json!({"key": secret, "cost": "1000000000"}),
         )
         .await;
     assert_eq!(at_max.status, StatusCode::OK, "{}", at_max.body);
-    let exact = patch(&app, "/v1/workspace", json!({"credit_balance": 0.000001})).await;
-    assert_eq!(exact.status, StatusCode::OK, "{}", exact.body);
-    assert_eq!(exact.body["credit_balance"], "0.000001");
+    let exact = app
+        .patch_workspace(json!({"credit_balance": 0.000001}))
+        .await;
+    assert_eq!(exact["credit_balance"], "0.000001");
     app.state.usage.flush().await;
     let usage = app
-        .get(&format!("/v1/keys/{key_id}/usage?days=1"), &app.owner_token)
+        .owner_get(&format!("/v1/keys/{key_id}/usage?days=1"))
         .await;
     assert_eq!(
         usage.body["totals"]["cost"], "1000000000.00",
@@ -211,25 +179,20 @@ fn request_id(reply: &Reply) -> String {
 
 async fn security_legacy_display_reveals_at_most_eight_characters_anywhere(app: &TestApp) {
     let imported = app
-        .post(
+        .owner_create(
             "/v1/keys/import",
-            &app.owner_token,
             json!({"name": "acme legacy", "key": LEGACY}),
         )
         .await;
-    assert_eq!(imported.status, StatusCode::CREATED, "{}", imported.body);
-    let id = imported.body["id"].as_str().expect("id").to_owned();
-    let display = imported.body["display"]
-        .as_str()
-        .expect("display")
-        .to_owned();
+    let id = imported["id"].as_str().expect("id").to_owned();
+    let display = imported["display"].as_str().expect("display").to_owned();
     let shown = display.chars().filter(|c| *c != '…').count();
     assert!(shown <= 8, "{display} shows {shown} characters");
     assert!(reveals_nothing(&display, LEGACY), "{display}");
 
     // A check with the key, and failed attempts with keys of the same and of other shapes.
     let valid = app
-        .post("/v1/keys/verify", &app.owner_token, json!({"key": LEGACY}))
+        .owner_post("/v1/keys/verify", json!({"key": LEGACY}))
         .await;
     assert_eq!(valid.body["code"], "valid", "{}", valid.body);
     let near_misses = [
@@ -240,11 +203,7 @@ async fn security_legacy_display_reveals_at_most_eight_characters_anywhere(app: 
     ];
     for presented in &near_misses {
         let reply = app
-            .post(
-                "/v1/keys/verify",
-                &app.owner_token,
-                json!({"key": presented}),
-            )
+            .owner_post("/v1/keys/verify", json!({"key": presented}))
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         assert_ne!(reply.body["code"], "valid");
@@ -252,39 +211,30 @@ async fn security_legacy_display_reveals_at_most_eight_characters_anywhere(app: 
     app.state.usage.flush().await;
 
     let request = app
-        .get(
-            &format!("/v1/requests/{}", request_id(&valid)),
-            &app.owner_token,
-        )
+        .owner_get(&format!("/v1/requests/{}", request_id(&valid)))
         .await;
     assert_eq!(request.status, StatusCode::OK, "{}", request.body);
     let texts = [
-        ("import answer", imported.body.to_string()),
+        ("import answer", imported.to_string()),
         (
             "key",
-            app.get(&format!("/v1/keys/{id}"), &app.owner_token)
+            app.owner_get(&format!("/v1/keys/{id}"))
                 .await
                 .body
                 .to_string(),
         ),
         (
             "key list",
-            app.get("/v1/keys?legacy=true", &app.owner_token)
-                .await
-                .body
-                .to_string(),
+            app.owner_get("/v1/keys?legacy=true").await.body.to_string(),
         ),
         (
             "audit trail",
-            app.get("/v1/audit", &app.owner_token)
-                .await
-                .body
-                .to_string(),
+            app.owner_get("/v1/audit").await.body.to_string(),
         ),
         ("request log", request.body.to_string()),
         (
             "failed attempts",
-            app.get("/v1/audit?action=auth.failed", &app.owner_token)
+            app.owner_get("/v1/audit?action=auth.failed")
                 .await
                 .body
                 .to_string(),
@@ -296,9 +246,7 @@ async fn security_legacy_display_reveals_at_most_eight_characters_anywhere(app: 
             assert!(reveals_nothing(text, presented), "{place}: {text}");
         }
     }
-    let failures = app
-        .get("/v1/audit?action=auth.failed", &app.owner_token)
-        .await;
+    let failures = app.owner_get("/v1/audit?action=auth.failed").await;
     for item in failures.body["items"].as_array().expect("items") {
         let display = item["key_display"].as_str().unwrap_or("");
         assert!(display.chars().count() <= 40, "{display}");
@@ -309,67 +257,50 @@ async fn security_import_is_no_oracle_for_other_workspaces(app: &TestApp) {
     let shared = "shared-legacy-key-0123456789abcdef";
     let (_, other_token) = app.second_workspace().await;
     let theirs = app
-        .post(
+        .create(
             "/v1/keys/import",
             &other_token,
             json!({"name": "theirs", "key": shared}),
         )
         .await;
-    assert_eq!(theirs.status, StatusCode::CREATED, "{}", theirs.body);
 
     // Importing a key another workspace holds looks exactly like importing a new one.
     let ours = app
-        .post(
-            "/v1/keys/import",
-            &app.owner_token,
-            json!({"name": "ours", "key": shared}),
-        )
+        .owner_create("/v1/keys/import", json!({"name": "ours", "key": shared}))
         .await;
-    assert_eq!(ours.status, StatusCode::CREATED, "{}", ours.body);
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
         b"hashed-legacy-key-0123456789",
     ));
     for token in [other_token.as_str(), app.owner_token.as_str()] {
-        let by_hash = app
-            .post(
-                "/v1/keys/import",
-                token,
-                json!({"name": "by hash", "sha256": sha}),
-            )
-            .await;
-        assert_eq!(by_hash.status, StatusCode::CREATED, "{}", by_hash.body);
+        app.create(
+            "/v1/keys/import",
+            token,
+            json!({"name": "by hash", "sha256": sha}),
+        )
+        .await;
     }
 
     // Each workspace's verify finds its own key; a second import into the same workspace is
     // still refused.
     let mine = app
-        .post("/v1/keys/verify", &app.owner_token, json!({"key": shared}))
+        .owner_post("/v1/keys/verify", json!({"key": shared}))
         .await;
     assert_eq!(mine.body["code"], "valid", "{}", mine.body);
-    assert_eq!(mine.body["key"]["id"], ours.body["id"]);
+    assert_eq!(mine.body["key"]["id"], ours["id"]);
     let other = app
         .post("/v1/keys/verify", &other_token, json!({"key": shared}))
         .await;
     assert_eq!(other.body["code"], "valid", "{}", other.body);
-    assert_eq!(other.body["key"]["id"], theirs.body["id"]);
-    app.post(
-        "/v1/keys/import",
-        &app.owner_token,
-        json!({"name": "again", "key": shared}),
-    )
-    .await
-    .assert_error(StatusCode::CONFLICT, "already_imported");
+    assert_eq!(other.body["key"]["id"], theirs["id"]);
+    app.owner_post("/v1/keys/import", json!({"name": "again", "key": shared}))
+        .await
+        .assert_error(StatusCode::CONFLICT, "already_imported");
 
     // Revoking one workspace's copy leaves the other's working.
-    let ours_id = ours.body["id"].as_str().expect("id");
-    app.post(
-        &format!("/v1/keys/{ours_id}/revoke"),
-        &app.owner_token,
-        json!({}),
-    )
-    .await;
+    let ours_id = ours["id"].as_str().expect("id");
+    app.key_action(ours_id, "revoke").await;
     let mine = app
-        .post("/v1/keys/verify", &app.owner_token, json!({"key": shared}))
+        .owner_post("/v1/keys/verify", json!({"key": shared}))
         .await;
     assert_eq!(mine.body["code"], "revoked", "{}", mine.body);
     let other = app
@@ -395,18 +326,14 @@ fn long(n: usize) -> String {
 async fn security_every_stored_client_string_is_bounded_with_a_clear_400() {
     let app = TestApp::spawn().await;
     let (key_id, secret) = app.new_key("bounded").await;
-    let project = app
-        .post("/v1/projects", &app.owner_token, json!({"name": "p"}))
-        .await;
+    let project = app.owner_post("/v1/projects", json!({"name": "p"})).await;
     let rule = app
-        .post(
+        .owner_create(
             "/v1/routing-rules",
-            &app.owner_token,
             json!({"name": "r", "mode": "fallback", "targets": [{"provider": "openai"}]}),
         )
         .await;
-    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
-    let rule_id = rule.body["id"].as_str().expect("rule id").to_owned();
+    let rule_id = rule["id"].as_str().expect("rule id").to_owned();
     let _ = project;
     let many_policies: serde_json::Map<String, Value> = (0..51)
         .map(|i| (format!("p{i}"), json!([{"limit": 1, "window": "1m"}])))
@@ -565,12 +492,7 @@ async fn security_every_stored_client_string_is_bounded_with_a_clear_400() {
     ];
     for case in cases {
         let reply = app
-            .call(
-                case.method.clone(),
-                &case.path,
-                &app.owner_token,
-                Some(case.body.clone()),
-            )
+            .owner_call(case.method.clone(), &case.path, Some(case.body.clone()))
             .await;
         let what = format!("{} {} ({})", case.method, case.path, case.field);
         assert_eq!(
@@ -592,24 +514,20 @@ async fn security_every_stored_client_string_is_bounded_with_a_clear_400() {
 async fn security_unknown_policy_errors_name_no_policies() {
     let app = TestApp::spawn().await;
     let (_, secret) = app.new_key("policied").await;
-    let set = patch(
-        &app,
-        "/v1/workspace",
+    app.patch_workspace(
         json!({"rate_limit_policies": {"enterprise-secret-tier": [{"limit": 5, "window": "1m"}]}}),
     )
     .await;
-    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
-    let reply = app
-        .client
-        .post(format!("{}/v1/keys/verify", app.base))
-        .bearer_auth(&app.owner_token)
-        .header("keygate-ratelimit-policy", "nope")
-        .json(&json!({"key": secret}))
-        .send()
-        .await
-        .expect("send");
-    let reply = Reply::from(reply).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+
+    let reply = Reply::send(
+        app.client
+            .post(format!("{}/v1/keys/verify", app.base))
+            .bearer_auth(&app.owner_token)
+            .header("keygate-ratelimit-policy", "nope")
+            .json(&json!({"key": secret})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
     assert!(
         !reply.body.to_string().contains("enterprise-secret-tier"),
         "{}",
@@ -628,22 +546,17 @@ async fn security_gateway_picks_legacy_keys_by_route_and_names_no_policies() {
     let (other_ws, other_token) = app.second_workspace().await;
     let shared = "shared-legacy-key-for-the-gateway-0123";
     for token in [app.owner_token.as_str(), other_token.as_str()] {
-        let imported = app
-            .post(
-                "/v1/keys/import",
-                token,
-                json!({"name": "legacy", "key": shared}),
-            )
-            .await;
-        assert_eq!(imported.status, StatusCode::CREATED, "{}", imported.body);
+        app.create(
+            "/v1/keys/import",
+            token,
+            json!({"name": "legacy", "key": shared}),
+        )
+        .await;
     }
-    let policies = patch(
-        &app,
-        "/v1/workspace",
+    app.patch_workspace(
         json!({"rate_limit_policies": {"enterprise-secret-tier": [{"limit": 5, "window": "1m"}]}}),
     )
     .await;
-    assert_eq!(policies.status, StatusCode::OK, "{}", policies.body);
     let (_, native) = app.new_key("native").await;
     let text = format!(
         r#"
@@ -671,7 +584,7 @@ workspaces = "*"
             .client
             .get(format!("{}{path}", app.base))
             .bearer_auth(key);
-        async move { Reply::from(request.send().await.expect("send")).await }
+        async move { Reply::send(request).await }
     };
 
     for (path, expected) in [("/only-ours/x", &ws), ("/only-theirs/x", &other_ws)] {
@@ -695,16 +608,14 @@ workspaces = "*"
     );
     assert_eq!(echo.count(), before, "an ambiguous key reaches no upstream");
 
-    let reply = app
-        .client
-        .get(format!("{}/only-ours/x", app.base))
-        .bearer_auth(&native)
-        .header("keygate-ratelimit-policy", "nope")
-        .send()
-        .await
-        .expect("send");
-    let reply = Reply::from(reply).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    let reply = Reply::send(
+        app.client
+            .get(format!("{}/only-ours/x", app.base))
+            .bearer_auth(&native)
+            .header("keygate-ratelimit-policy", "nope"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
     assert!(
         !reply.body.to_string().contains("enterprise-secret-tier"),
         "{}",

@@ -9,55 +9,17 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{Spawn, TestApp};
+use crate::helpers::TestApp;
 
-/// Declares a `#[tokio::test]` per limiter backend for each listed scenario.
-macro_rules! both_limiters {
-    ($($name:ident),* $(,)?) => {
-        mod in_process {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let app = crate::helpers::TestApp::spawn().await;
-                    super::$name(&app).await;
-                    app.stop().await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(app) = super::spawn_on_redis().await else { return };
-                    super::$name(&app).await;
-                    app.stop().await;
-                }
-            )*
-        }
-    };
-}
-
-both_limiters!(
-    security_another_workspace_cannot_settle_or_release_a_reservation,
-    security_reservation_ids_are_unguessable,
-    security_malformed_reservation_ids_answer_404,
+on_servers!(
+    in_process: crate::backends::Served::sqlite,
+    redis: crate::backends::Served::redis
+    => [
+        security_another_workspace_cannot_settle_or_release_a_reservation,
+        security_reservation_ids_are_unguessable,
+        security_malformed_reservation_ids_answer_404,
+    ]
 );
-
-async fn spawn_on_redis() -> Option<TestApp> {
-    let Ok(url) = std::env::var("KEYGATE_TEST_REDIS_URL") else {
-        eprintln!("skipping Redis reservation tests: KEYGATE_TEST_REDIS_URL is unset");
-        return None;
-    };
-    Some(
-        TestApp::spawn_with(Spawn {
-            dir: None,
-            database_url: None,
-            redis_url: Some(url),
-            clock: None,
-        })
-        .await,
-    )
-}
 
 /// A key of the app's first workspace with a $1.00 cost limit, and its secret.
 async fn limited_key(app: &TestApp) -> (String, String) {
@@ -75,9 +37,8 @@ async fn limited_key(app: &TestApp) -> (String, String) {
 
 async fn reserve(app: &TestApp, secret: &str, cost: &str) -> String {
     let reply = app
-        .post(
+        .owner_post(
             "/v1/reservations",
-            &app.owner_token,
             json!({"key": secret, "cost": cost, "ttl": "10m"}),
         )
         .await;
@@ -90,9 +51,7 @@ async fn reserve(app: &TestApp, secret: &str, cost: &str) -> String {
 
 /// Micro-dollars the key has used against its cost limit, holds included.
 async fn cost_used(app: &TestApp, key_id: &str) -> i64 {
-    let reply = app
-        .get(&format!("/v1/keys/{key_id}/limits"), &app.owner_token)
-        .await;
+    let reply = app.owner_get(&format!("/v1/keys/{key_id}/limits")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     reply.body["limits"]
         .as_array()
@@ -129,14 +88,13 @@ async fn security_another_workspace_cannot_settle_or_release_a_reservation(app: 
     let rid = reserve(app, &secret, "0.50").await;
     let (their_ws, their_owner) = app.second_workspace().await;
     let viewer = app
-        .post(
+        .create(
             "/v1/members",
             &their_owner,
             json!({"name": "viewer of B", "role": "viewer"}),
         )
         .await;
-    assert_eq!(viewer.status, StatusCode::CREATED, "{}", viewer.body);
-    let their_viewer = viewer.body["token"].as_str().expect("token").to_owned();
+    let their_viewer = viewer["token"].as_str().expect("token").to_owned();
 
     for forged in forged_ids(&rid, &app.workspace_id, &their_ws) {
         for (action, body) in [("settle", json!({"cost": "500"})), ("release", json!({}))] {
@@ -158,13 +116,7 @@ async fn security_another_workspace_cannot_settle_or_release_a_reservation(app: 
     let verified = app.verify(json!({"key": secret})).await;
     assert_eq!(verified["code"], "valid", "{verified}");
 
-    let settled = app
-        .post(
-            &format!("/v1/reservations/{rid}/settle"),
-            &app.owner_token,
-            json!({"cost": "0.25"}),
-        )
-        .await;
+    let settled = app.owner_settle(&rid, json!({"cost": "0.25"})).await;
     assert_eq!(settled.status, StatusCode::OK, "{}", settled.body);
     assert_eq!(cost_used(app, &key_id).await, 250_000);
 }
@@ -197,13 +149,9 @@ async fn security_reservation_ids_are_unguessable(app: &TestApp) {
         })
         .take(8);
     for guess in neighbours {
-        app.post(
-            &format!("/v1/reservations/{guess}/release"),
-            &app.owner_token,
-            json!({}),
-        )
-        .await
-        .assert_error(StatusCode::NOT_FOUND, "not_found");
+        app.owner_post(&format!("/v1/reservations/{guess}/release"), json!({}))
+            .await
+            .assert_error(StatusCode::NOT_FOUND, "not_found");
     }
 }
 
@@ -236,9 +184,8 @@ async fn security_malformed_reservation_ids_answer_404(app: &TestApp) {
     for id in malformed {
         for action in ["settle", "release"] {
             let reply = app
-                .post(
+                .owner_post(
                     &format!("/v1/reservations/{id}/{action}"),
-                    &app.owner_token,
                     json!({"cost": "1"}),
                 )
                 .await;
@@ -247,11 +194,7 @@ async fn security_malformed_reservation_ids_answer_404(app: &TestApp) {
         }
     }
     let release: Value = app
-        .post(
-            &format!("/v1/reservations/{rid}/release"),
-            &app.owner_token,
-            json!({}),
-        )
+        .owner_post(&format!("/v1/reservations/{rid}/release"), json!({}))
         .await
         .body;
     assert_eq!(release["released"], true, "{release}");

@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, MethodRouter};
 use axum::{Json, Router};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -238,9 +238,9 @@ impl Provider {
             base_url: String::new(),
         };
         let router = Router::new()
-            .route("/v1/chat/completions", post(chat))
-            .route("/v1/completions", post(completion))
-            .route("/v1/embeddings", post(embedding))
+            .route("/v1/chat/completions", endpoint(chat))
+            .route("/v1/completions", endpoint(completion))
+            .route("/v1/embeddings", endpoint(embedding))
             .layer(axum::middleware::map_response(identifying_headers))
             .with_state(provider.clone());
         provider.base_url = format!("{}/v1", serve(router).await);
@@ -311,13 +311,23 @@ impl Provider {
     }
 }
 
-async fn chat(State(p): State<Provider>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
-    if let Some(early) = p.begin(&headers, &body).await {
-        return early;
-    }
+/// An endpoint of the provider: what `begin` makes of the call first (a failure, a hang),
+/// else `answer`'s answer.
+fn endpoint(answer: fn(&Provider, &Value) -> Response) -> MethodRouter<Provider> {
+    post(
+        move |State(p): State<Provider>, headers: HeaderMap, Json(body): Json<Value>| async move {
+            match p.begin(&headers, &body).await {
+                Some(early) => early,
+                None => answer(&p, &body),
+            }
+        },
+    )
+}
+
+fn chat(p: &Provider, body: &Value) -> Response {
     let model = body["model"].as_str().unwrap_or("").to_string();
     if body["stream"] == true {
-        return stream_chat(&p, &model, &body);
+        return stream_chat(p, &model, body);
     }
     Json(json!({
         "id": "chatcmpl-test",
@@ -384,14 +394,7 @@ fn stream_chat(p: &Provider, model: &str, body: &Value) -> Response {
     response
 }
 
-async fn completion(
-    State(p): State<Provider>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    if let Some(early) = p.begin(&headers, &body).await {
-        return early;
-    }
+fn completion(p: &Provider, body: &Value) -> Response {
     Json(json!({
         "id": "cmpl-test", "object": "text_completion", "created": 1_700_000_000,
         "model": body["model"],
@@ -401,14 +404,7 @@ async fn completion(
     .into_response()
 }
 
-async fn embedding(
-    State(p): State<Provider>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    if let Some(early) = p.begin(&headers, &body).await {
-        return early;
-    }
+fn embedding(p: &Provider, body: &Value) -> Response {
     let (prompt, _) = *p.usage.lock().unwrap_or_else(|p| p.into_inner());
     Json(json!({
         "object": "list",

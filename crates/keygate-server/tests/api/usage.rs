@@ -11,7 +11,7 @@ use keygate_store::{connect, UsageQuery};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::TestApp;
+use crate::helpers::{Reply, TestApp};
 
 both_backends!(
     usage_totals_equal_the_requests_made,
@@ -20,7 +20,7 @@ both_backends!(
 
 /// Verifies with the owner's token and returns the reply's `request-id`.
 async fn verify(app: &TestApp, body: Value) -> String {
-    let reply = app.post("/v1/keys/verify", &app.owner_token, body).await;
+    let reply = app.owner_post("/v1/keys/verify", body).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     reply
         .headers
@@ -38,10 +38,9 @@ fn group<'a>(list: &'a Value, field: &str, name: &str) -> &'a Value {
 
 async fn usage_totals_equal_the_requests_made(app: &TestApp) {
     let project = app
-        .post("/v1/projects", &app.owner_token, json!({"name": "billing"}))
+        .owner_create("/v1/projects", json!({"name": "billing"}))
         .await;
-    assert_eq!(project.status, StatusCode::CREATED, "{}", project.body);
-    let project_id = project.body["id"].as_str().expect("project id").to_owned();
+    let project_id = project["id"].as_str().expect("project id").to_owned();
     let (a, a_secret) = app.new_key("usage a").await;
     let (b, b_secret) = app.new_key("usage b").await;
 
@@ -76,9 +75,7 @@ async fn usage_totals_equal_the_requests_made(app: &TestApp) {
     verify(app, json!({"key": "kg_live_not-a-key"})).await;
     app.state.usage.flush().await;
 
-    let report = app
-        .get(&format!("/v1/keys/{a}/usage?days=7"), &app.owner_token)
-        .await;
+    let report = app.owner_get(&format!("/v1/keys/{a}/usage?days=7")).await;
     assert_eq!(report.status, StatusCode::OK, "{}", report.body);
     let r = &report.body;
     assert_eq!(r["key_id"], a.as_str());
@@ -124,24 +121,18 @@ async fn usage_totals_equal_the_requests_made(app: &TestApp) {
     assert_eq!(group(&r["by_outcome"], "outcome", "valid")["requests"], 8);
     assert_eq!(r["daily_average"]["requests"], json!(1.43));
 
-    let by_key = app
-        .get("/v1/usage?group_by=key&days=1", &app.owner_token)
-        .await;
+    let by_key = app.owner_get("/v1/usage?group_by=key&days=1").await;
     assert_eq!(by_key.status, StatusCode::OK, "{}", by_key.body);
     assert_eq!(group(&by_key.body["groups"], "key_id", &a)["requests"], 10);
     assert_eq!(group(&by_key.body["groups"], "key_id", &b)["requests"], 4);
     assert_eq!(by_key.body["totals"]["requests"], 14);
-    let by_op = app
-        .get("/v1/usage?group_by=operation", &app.owner_token)
-        .await;
+    let by_op = app.owner_get("/v1/usage?group_by=operation").await;
     assert_eq!(
         group(&by_op.body["groups"], "operation", "verify")["requests"],
         4,
         "the default operation"
     );
-    let by_day = app
-        .get("/v1/usage?group_by=day&days=3", &app.owner_token)
-        .await;
+    let by_day = app.owner_get("/v1/usage?group_by=day&days=3").await;
     assert_eq!(by_day.body["groups"].as_array().map(Vec::len), Some(3));
     assert_eq!(
         group(&by_day.body["groups"], "date", &today)["requests"],
@@ -152,24 +143,21 @@ async fn usage_totals_equal_the_requests_made(app: &TestApp) {
         "/v1/usage?days=0",
         "/v1/usage?days=400",
     ] {
-        app.get(bad, &app.owner_token)
+        app.owner_get(bad)
             .await
             .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
     }
 
     // Reported after the fact: tokens and cost count, requests do not.
     let reported = app
-        .post(
+        .owner_post(
             "/v1/usage",
-            &app.owner_token,
             json!({"key_id": b, "tokens": 7, "cost": "0.5", "operation": "verify"}),
         )
         .await;
     assert_eq!(reported.status, StatusCode::OK, "{}", reported.body);
     app.state.usage.flush().await;
-    let b_report = app
-        .get(&format!("/v1/keys/{b}/usage?days=1"), &app.owner_token)
-        .await;
+    let b_report = app.owner_get(&format!("/v1/keys/{b}/usage?days=1")).await;
     assert_eq!(
         b_report.body["totals"],
         json!({"requests": 4, "valid": 4, "denied": 0, "tokens": 7, "cost": "0.50"})
@@ -204,9 +192,7 @@ async fn a_request_id_leads_back_to_its_key(app: &TestApp) {
     verify(app, json!({"key": b_secret})).await;
     app.state.usage.flush().await;
 
-    let found = app
-        .get(&format!("/v1/requests/{request_id}"), &app.owner_token)
-        .await;
+    let found = app.owner_get(&format!("/v1/requests/{request_id}")).await;
     assert_eq!(found.status, StatusCode::OK, "{}", found.body);
     assert_eq!(found.body["request_id"], request_id.as_str());
     assert_eq!(found.body["key_id"], a.as_str());
@@ -220,7 +206,7 @@ async fn a_request_id_leads_back_to_its_key(app: &TestApp) {
         "{display}"
     );
 
-    app.get("/v1/requests/req_unknown1", &app.owner_token)
+    app.owner_get("/v1/requests/req_unknown1")
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
     let (_, other) = app.second_workspace().await;
@@ -251,27 +237,19 @@ async fn a_graceful_shutdown_writes_every_buffered_event() {
         let _ = stopped.await;
     }));
     let client = reqwest::Client::new();
-    let created: Value = client
-        .post(format!("{base}/v1/keys"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "shutdown"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
+    let post = |path: &str, body: Value| {
+        let request = client
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body);
+        Reply::send(request)
+    };
+    let created = post("/v1/keys", json!({"name": "shutdown"})).await.body;
     let secret = created["secret"].as_str().expect("secret");
     let made = 40;
     for _ in 0..made {
-        let reply = client
-            .post(format!("{base}/v1/keys/verify"))
-            .bearer_auth(&token)
-            .json(&json!({"key": secret, "tokens": 2}))
-            .send()
-            .await
-            .expect("verify");
-        assert_eq!(reply.status(), StatusCode::OK);
+        let reply = post("/v1/keys/verify", json!({"key": secret, "tokens": 2})).await;
+        assert_eq!(reply.status, StatusCode::OK);
     }
     // Still in memory: the flusher has not run since the first tick.
     tokio::time::sleep(Duration::from_millis(50)).await;

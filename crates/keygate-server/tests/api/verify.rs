@@ -66,12 +66,7 @@ async fn every_authentication_code() {
     assert_eq!(unknown["key"], json!(null));
 
     let (d_id, d_secret) = app.new_key("disabled").await;
-    app.post(
-        &format!("/v1/keys/{d_id}/disable"),
-        &app.owner_token,
-        json!({}),
-    )
-    .await;
+    app.key_action(&d_id, "disable").await;
     let disabled = app.verify(json!({"key": d_secret})).await;
     assert_eq!(
         (disabled["code"].as_str(), disabled["status"].as_u64()),
@@ -79,12 +74,7 @@ async fn every_authentication_code() {
     );
 
     let (r_id, r_secret) = app.new_key("revoked").await;
-    app.post(
-        &format!("/v1/keys/{r_id}/revoke"),
-        &app.owner_token,
-        json!({}),
-    )
-    .await;
+    app.key_action(&r_id, "revoke").await;
     let revoked = app.verify(json!({"key": r_secret})).await;
     assert_eq!(
         (revoked["code"].as_str(), revoked["status"].as_u64()),
@@ -108,12 +98,8 @@ async fn every_authentication_code() {
 #[tokio::test]
 async fn project_and_permission_checks_answer_forbidden() {
     let app = TestApp::spawn().await;
-    let a = app
-        .post("/v1/projects", &app.owner_token, json!({"name": "a"}))
-        .await;
-    let b = app
-        .post("/v1/projects", &app.owner_token, json!({"name": "b"}))
-        .await;
+    let a = app.owner_post("/v1/projects", json!({"name": "a"})).await;
+    let b = app.owner_post("/v1/projects", json!({"name": "b"})).await;
     let (a, b) = (
         a.body["id"].as_str().expect("a"),
         b.body["id"].as_str().expect("b"),
@@ -177,13 +163,7 @@ async fn a_malformed_key_is_rejected_without_a_store_lookup() {
     assert_eq!(app.verify_code(invented.expose()).await, "invalid_api_key");
     assert_eq!(app.store_lookups(), before + 1);
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics");
-    let text = metrics.text().await.expect("text");
+    let text = app.metrics_text().await;
     assert!(
         text.contains("keygate_verifications_total{outcome=\"malformed_api_key\"} 4"),
         "{text}"
@@ -233,6 +213,6 @@ async fn last_used_is_recorded_off_the_request_path() {
     let (id, secret) = app.new_key("used").await;
     assert_eq!(app.verify_code(&secret).await, "valid");
     app.state.last_used.flush().await;
-    let shown = app.get(&format!("/v1/keys/{id}"), &app.owner_token).await;
+    let shown = app.owner_get(&format!("/v1/keys/{id}")).await;
     assert!(shown.body["last_used_at"].is_string(), "{}", shown.body);
 }

@@ -3,7 +3,7 @@
 use keygate_core::model::KeyStatus;
 use keygate_store::{AuditEntry, AuditFilter, PageRequest, SecretChange, StoreError};
 
-use crate::fixtures::{at, audit, bootstrap, hash, key, OTHER_WS, WS};
+use crate::fixtures::{at, audit, audit_trail, bootstrap, hash, key, OTHER_WS, WS};
 use crate::harness::TestDb;
 
 conformance!(every_change_writes_its_audit_row, audit_filters_and_pages,);
@@ -36,17 +36,7 @@ async fn every_change_writes_its_audit_row(db: &TestDb) {
     let delete = audit(WS, "key.delete", &k.id, 4);
     store.delete_key(WS, &k.id, &delete).await.expect("delete");
 
-    let trail = store
-        .list_audit(
-            WS,
-            &AuditFilter {
-                target_id: Some(k.id.clone()),
-                ..AuditFilter::default()
-            },
-            &PageRequest::default(),
-        )
-        .await
-        .expect("audit");
+    let trail = audit_trail(store, WS, Some(&k.id)).await;
     assert_eq!(trail.items, [delete, disable, create]);
     assert_eq!(trail.next_cursor, None);
 }
@@ -111,10 +101,7 @@ async fn audit_filters_and_pages(db: &TestDb) {
     .await;
     assert_eq!(window.len(), 4, "both ends inclusive");
     assert!(window.iter().all(|a| a.at >= at(11) && a.at <= at(12)));
-    let other = store
-        .list_audit(OTHER_WS, &AuditFilter::default(), &PageRequest::default())
-        .await
-        .expect("audit");
+    let other = audit_trail(store, OTHER_WS, None).await;
     assert_eq!(other.items.len(), 1);
     assert!(matches!(
         store

@@ -7,7 +7,7 @@ use keygate_core::ids::new_id;
 use keygate_core::limits::{KeyLimits, RateWindow, ResetPeriod, TokenLimit, WindowLength};
 use keygate_core::model::{ApiKey, KeyStatus, Member, Role, Scope, Workspace};
 use keygate_core::{EnvTag, KeyHash, KeyPrefix, Micros};
-use keygate_store::{AuditEntry, NewMember, Store};
+use keygate_store::{AuditEntry, AuditFilter, NewMember, Page, PageRequest, Store};
 
 pub const WS: &str = "ws_main";
 pub const OTHER_WS: &str = "ws_other";
@@ -130,22 +130,32 @@ pub fn full_key(workspace_id: &str, name: &str, created_secs: i64) -> ApiKey {
 /// Creates the main workspace (owner `mem_owner`, token hash 1) and an empty other one
 /// (owner `mem_other`, token hash 2).
 pub async fn bootstrap(store: &dyn Store) {
+    for (ws, owner, token) in [(WS, "mem_owner", 1), (OTHER_WS, "mem_other", 2)] {
+        store
+            .create_workspace(
+                &workspace(ws),
+                &member(ws, owner, Role::Owner, token),
+                &audit(ws, "workspace.create", ws, 0),
+            )
+            .await
+            .expect("create workspace");
+    }
+}
+
+/// The first page of a workspace's audit trail (newest first), of one target when given.
+pub async fn audit_trail(
+    store: &dyn Store,
+    workspace_id: &str,
+    target_id: Option<&str>,
+) -> Page<AuditEntry> {
+    let filter = AuditFilter {
+        target_id: target_id.map(str::to_owned),
+        ..AuditFilter::default()
+    };
     store
-        .create_workspace(
-            &workspace(WS),
-            &member(WS, "mem_owner", Role::Owner, 1),
-            &audit(WS, "workspace.create", WS, 0),
-        )
+        .list_audit(workspace_id, &filter, &PageRequest::default())
         .await
-        .expect("create workspace");
-    store
-        .create_workspace(
-            &workspace(OTHER_WS),
-            &member(OTHER_WS, "mem_other", Role::Owner, 2),
-            &audit(OTHER_WS, "workspace.create", OTHER_WS, 0),
-        )
-        .await
-        .expect("create other workspace");
+        .expect("audit")
 }
 
 /// Creates a key with secret `hash(secret)`, no single-active policy.

@@ -2,7 +2,7 @@
 
 use keygate_store::{connect, sqlite_path, StoreError};
 
-use crate::fixtures::{bootstrap, create, hash, key, WS};
+use crate::fixtures::{audit_trail, bootstrap, create, hash, key, WS};
 use crate::harness::TestDb;
 
 conformance!(data_survives_reconnecting_and_migrations_are_idempotent,);
@@ -113,14 +113,7 @@ async fn security_upgrading_scrubs_old_legacy_display_forms() {
     let store = connect(&url).await.expect("upgrade");
     let upgraded = store.key(WS, "key_old").await.expect("key");
     assert_eq!(upgraded.display, "ac…");
-    let trail = store
-        .list_audit(
-            WS,
-            &Default::default(),
-            &keygate_store::PageRequest::default(),
-        )
-        .await
-        .expect("audit");
+    let trail = audit_trail(store.as_ref(), WS, None).await;
     let text = serde_json::to_string(&trail.items).expect("json");
     assert!(!text.contains("S3cr3t"), "{text}");
     assert!(text.contains("ac…"), "{text}");

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use keygate_core::ids::new_id;
 use keygate_core::routing::{RoutingMode, RoutingRule, RoutingTarget};
-use keygate_store::{AuditFilter, ConflictKind, PageRequest, StoreError};
+use keygate_store::{ConflictKind, StoreError};
 
-use crate::fixtures::{at, audit, bootstrap, create, key, OTHER_WS, WS};
+use crate::fixtures::{at, audit, audit_trail, bootstrap, create, key, OTHER_WS, WS};
 use crate::harness::TestDb;
 
 conformance!(
@@ -67,17 +67,7 @@ async fn routing_rules_round_trip_and_stay_in_their_workspace(db: &TestDb) {
         .expect("list")
         .is_empty());
     assert_eq!(store.default_routing_rule(WS).await.expect("default"), None);
-    let trail = store
-        .list_audit(
-            WS,
-            &AuditFilter {
-                target_id: Some(r.id.clone()),
-                ..Default::default()
-            },
-            &PageRequest::default(),
-        )
-        .await
-        .expect("audit");
+    let trail = audit_trail(store, WS, Some(&r.id)).await;
     assert_eq!(trail.items.len(), 1);
     assert_eq!(trail.items[0].action, "routing_rule.create");
 }

@@ -16,6 +16,7 @@ conformance!(
     the_request_log_finds_a_request_in_its_workspace_only,
     the_request_log_finds_time_ordered_ids_across_segments,
     auth_failures_aggregate_and_page,
+    counters_saturate_at_the_largest_bigint,
 );
 
 fn day(n: i64) -> NaiveDate {
@@ -365,4 +366,81 @@ async fn auth_failures_aggregate_and_page(db: &TestDb) {
             .expect("purge"),
         6
     );
+}
+
+/// Counters and sums stop at `i64::MAX` on both backends: SQLite would otherwise store the
+/// float an overflowing addition makes (and reads of it fail), PostgreSQL would refuse the
+/// whole batch; a sum over rows at the maximum would fail to read on both.
+async fn counters_saturate_at_the_largest_bigint(db: &TestDb) {
+    let store = db.store();
+    bootstrap(store).await;
+    let max = i64::MAX as u64;
+    let huge = |key: &str, op: &str| UsageRollup {
+        requests: max,
+        tokens: max,
+        cost: Micros(i64::MAX),
+        ..rollup(key, 0, op, None, "valid")
+    };
+    let mut attempts = failure("af_max", "kg_live_9…", 0, 0, max);
+    for batch in 0..3 {
+        store
+            .record_usage(&UsageBatch {
+                rollups: vec![huge("key_a", "chat"), huge("key_b", "chat")],
+                auth_failures: vec![attempts.clone()],
+                ..UsageBatch::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("batch {batch}: {e}"));
+        attempts.id = format!("af_max_{batch}");
+    }
+    // A small amount onto a saturated counter, too.
+    store
+        .record_usage(&UsageBatch {
+            rollups: vec![rollup("key_a", 0, "chat", None, "valid")],
+            ..UsageBatch::default()
+        })
+        .await
+        .expect("a small amount");
+
+    let range = UsageQuery {
+        key_id: None,
+        from: day(0),
+        to: day(1),
+    };
+    let rollups = store.usage_rollups(WS, &range).await.expect("rollups");
+    assert_eq!(rollups.len(), 2);
+    for r in &rollups {
+        assert_eq!((r.requests, r.tokens, r.cost), (max, max, Micros(i64::MAX)));
+    }
+    for dimension in [
+        UsageDimension::Key,
+        UsageDimension::Project,
+        UsageDimension::Operation,
+        UsageDimension::Day,
+    ] {
+        let totals = store
+            .usage_totals(WS, &range, dimension)
+            .await
+            .unwrap_or_else(|e| panic!("{dimension:?}: {e}"));
+        for t in &totals {
+            assert_eq!(
+                (t.requests, t.tokens, t.cost),
+                (max, max, Micros(i64::MAX)),
+                "{dimension:?}"
+            );
+        }
+    }
+    let failures = store
+        .list_auth_failures(
+            WS,
+            &AuthFailureFilter::default(),
+            &PageRequest {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .expect("failures");
+    assert_eq!(failures.items.len(), 1);
+    assert_eq!(failures.items[0].attempts, max);
 }

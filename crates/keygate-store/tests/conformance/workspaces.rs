@@ -3,9 +3,9 @@
 use keygate_core::limits::RateWindow;
 use keygate_core::model::{Project, Role};
 use keygate_core::Micros;
-use keygate_store::{AuditFilter, ConflictKind, PageRequest, StoreError};
+use keygate_store::{ConflictKind, StoreError};
 
-use crate::fixtures::{audit, bootstrap, hash, member, workspace, OTHER_WS, WS};
+use crate::fixtures::{audit, audit_trail, bootstrap, hash, member, workspace, OTHER_WS, WS};
 use crate::harness::TestDb;
 
 conformance!(
@@ -51,20 +51,10 @@ async fn bootstrap_round_trips_the_workspace(db: &TestDb) {
             .await,
         Err(StoreError::NotFound)
     ));
-    let trail = store
-        .list_audit(WS, &AuditFilter::default(), &PageRequest::default())
-        .await
-        .expect("audit");
+    let trail = audit_trail(store, WS, None).await;
     let actions: Vec<&str> = trail.items.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(actions, ["workspace.update", "workspace.create"]);
-    let none = store
-        .list_audit(
-            "ws_missing",
-            &AuditFilter::default(),
-            &PageRequest::default(),
-        )
-        .await
-        .expect("audit");
+    let none = audit_trail(store, "ws_missing", None).await;
     assert!(none.items.is_empty(), "a failed save writes no audit row");
 }
 

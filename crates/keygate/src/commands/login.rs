@@ -5,10 +5,11 @@
 
 use std::io::{IsTerminal, Read};
 
-use serde_json::{json, Value};
+use keygate_api::workspace::Me;
+use serde_json::json;
 
 use crate::cli::{ClientArgs, LoginArgs};
-use crate::client::Client;
+use crate::client::{Client, NO_QUERY};
 use crate::config;
 use crate::error::CliError;
 use crate::output::{self, Output, Tone};
@@ -30,8 +31,8 @@ pub async fn login(out: &Output, args: LoginArgs) -> Result<(), CliError> {
     };
     let token = read_token(&args)?;
     let client = Client::with_token(&url, token.clone())?;
-    let me = client.get("/v1/me", &[]).await?;
-    let workspace = me["workspace"].clone();
+    let answer = client.get_raw("/v1/me", NO_QUERY).await?;
+    let me: Me = client.decode(&answer)?;
 
     let mut file = config::load(&path)?;
     file.url = Some(url.clone());
@@ -42,16 +43,16 @@ pub async fn login(out: &Output, args: LoginArgs) -> Result<(), CliError> {
         out.print_json(&json!({
             "url": url,
             "config_file": path,
-            "workspace": workspace,
-            "member": me["member"],
+            "workspace": answer["workspace"],
+            "member": answer["member"],
         }));
     } else {
         out.done(&format!(
             "Logged in to workspace {} ({}) at {url} as {} ({}).",
-            out.paint(Tone::Bold, str_field(&workspace, "name")),
-            str_field(&workspace, "id"),
-            str_field(&me["member"], "name"),
-            str_field(&me["member"], "role"),
+            out.paint(Tone::Bold, &me.workspace.name),
+            me.workspace.id,
+            me.member.name,
+            me.member.role,
         ));
         println!("  Saved to {} (readable only by you).", path.display());
     }
@@ -118,9 +119,8 @@ pub fn logout(out: &Output) -> Result<(), CliError> {
 pub async fn whoami(out: &Output, args: &ClientArgs) -> Result<(), CliError> {
     let credentials = config::resolve(args.url.as_deref(), args.api_key.as_deref())?;
     let client = Client::new(&credentials)?;
-    let me = client.get("/v1/me", &[]).await?;
-    let workspace = &me["workspace"];
-    let member = &me["member"];
+    let answer = client.get_raw("/v1/me", NO_QUERY).await?;
+    let Me { workspace, member } = client.decode(&answer)?;
     let token_display = credentials
         .api_key
         .as_deref()
@@ -137,8 +137,8 @@ pub async fn whoami(out: &Output, args: &ClientArgs) -> Result<(), CliError> {
             "url_source": credentials.url_source.to_string(),
             "token": token_display,
             "token_source": key_source,
-            "workspace": workspace,
-            "member": member,
+            "workspace": answer["workspace"],
+            "member": answer["member"],
         }));
         return Ok(());
     }
@@ -151,16 +151,10 @@ pub async fn whoami(out: &Output, args: &ClientArgs) -> Result<(), CliError> {
         "Token      {token_display}  {}",
         out.paint(Tone::Dim, &format!("(from {key_source})"))
     );
-    println!(
-        "Workspace  {} ({})",
-        str_field(workspace, "name"),
-        str_field(workspace, "id")
-    );
+    println!("Workspace  {} ({})", workspace.name, workspace.id);
     println!(
         "Member     {} ({}, {})",
-        str_field(member, "name"),
-        str_field(member, "id"),
-        str_field(member, "role")
+        member.name, member.id, member.role
     );
     Ok(())
 }
@@ -169,8 +163,4 @@ fn config_path() -> Result<std::path::PathBuf, CliError> {
     config::config_path().ok_or_else(|| {
         CliError::usage("cannot tell where the config file goes: set HOME or KEYGATE_CONFIG")
     })
-}
-
-fn str_field<'a>(value: &'a Value, name: &str) -> &'a str {
-    value.get(name).and_then(Value::as_str).unwrap_or("")
 }

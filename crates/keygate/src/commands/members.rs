@@ -1,37 +1,40 @@
 //! `keygate members …`: who holds a management token. The API lets only owners in here.
 
-use serde_json::{json, Value};
+use keygate_api::members::{CreateMember, CreatedMember};
+use keygate_api::{Items, Member, Role};
+use serde_json::json;
 
 use super::Context;
 use crate::cli::{MembersCommand, RoleArg};
+use crate::client::NO_QUERY;
 use crate::error::CliError;
-use crate::output::{self, relative_field, Tone};
+use crate::output::{self, relative_time, Tone};
 
 pub async fn run(ctx: &Context, command: MembersCommand) -> Result<(), CliError> {
     match command {
         MembersCommand::Add { name, role } => {
             let role = match role {
-                RoleArg::Owner => "owner",
-                RoleArg::Editor => "editor",
-                RoleArg::Viewer => "viewer",
-                RoleArg::Service => "service",
+                RoleArg::Owner => Role::Owner,
+                RoleArg::Editor => Role::Editor,
+                RoleArg::Viewer => Role::Viewer,
+                RoleArg::Service => Role::Service,
             };
-            let created = ctx
+            let answer = ctx
                 .client
-                .post("/v1/members", &json!({"name": name, "role": role}))
+                .post_raw("/v1/members", &CreateMember { name, role })
                 .await?;
+            let created: CreatedMember = ctx.client.decode(&answer)?;
             if ctx.out.json {
-                ctx.out.print_json(&created);
+                ctx.out.print_json(&answer);
                 return Ok(());
             }
             let out = &ctx.out;
             out.done(&format!(
                 "Added {} ({}) as {role}.",
-                field(&created, "name"),
-                field(&created, "id")
+                created.member.name, created.member.id
             ));
             println!();
-            println!("    {}", out.paint(Tone::Bold, field(&created, "token")));
+            println!("    {}", out.paint(Tone::Bold, &created.token));
             println!();
             println!(
                 "{} Give this management token to them now: it will not be shown again. They \
@@ -40,19 +43,21 @@ pub async fn run(ctx: &Context, command: MembersCommand) -> Result<(), CliError>
             );
         }
         MembersCommand::List => {
-            let list = ctx.client.get("/v1/members", &[]).await?;
+            let answer = ctx.client.get_raw("/v1/members", NO_QUERY).await?;
+            let list: Items<Member> = ctx.client.decode(&answer)?;
             if ctx.out.json {
-                ctx.out.print_json(&list);
+                ctx.out.print_json(&answer);
                 return Ok(());
             }
+            let now = chrono::Utc::now();
             let mut table = ctx.out.table(&["ID", "NAME", "ROLE", "TOKEN", "CREATED"]);
-            for m in list["items"].as_array().into_iter().flatten() {
+            for m in &list.items {
                 table.add_row(vec![
-                    field(m, "id").to_string(),
-                    field(m, "name").to_string(),
-                    field(m, "role").to_string(),
-                    field(m, "token_display").to_string(),
-                    relative_field(&m["created_at"], ""),
+                    m.id.clone(),
+                    m.name.clone(),
+                    m.role.to_string(),
+                    m.token_display.clone(),
+                    relative_time(m.created_at, now),
                 ]);
             }
             println!("{table}");
@@ -75,8 +80,4 @@ pub async fn run(ctx: &Context, command: MembersCommand) -> Result<(), CliError>
         }
     }
     Ok(())
-}
-
-fn field<'a>(value: &'a Value, name: &str) -> &'a str {
-    value[name].as_str().unwrap_or("")
 }

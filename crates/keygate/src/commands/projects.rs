@@ -1,81 +1,91 @@
 //! `keygate projects …`: the projects a key's scope can name.
 
-use serde_json::{json, Value};
+use keygate_api::projects::CreateProject;
+use keygate_api::{Items, Project};
 
 use super::Context;
 use crate::cli::ProjectsCommand;
+use crate::client::NO_QUERY;
 use crate::error::CliError;
-use crate::output::relative_field;
+use crate::output::relative_time;
 
 pub async fn run(ctx: &Context, command: ProjectsCommand) -> Result<(), CliError> {
     match command {
         ProjectsCommand::Create { name } => {
-            let project = ctx
+            let answer = ctx
                 .client
-                .post("/v1/projects", &json!({"name": name}))
+                .post_raw("/v1/projects", &CreateProject { name })
                 .await?;
+            let project: Project = ctx.client.decode(&answer)?;
             if ctx.out.json {
-                ctx.out.print_json(&project);
+                ctx.out.print_json(&answer);
             } else {
                 ctx.out.done(&format!(
                     "Created project {} ({}). Scope a key to it with `keygate keys create --scope {}`.",
-                    field(&project, "name"),
-                    field(&project, "id"),
-                    field(&project, "id"),
+                    project.name, project.id, project.id,
                 ));
             }
         }
         ProjectsCommand::List => {
-            let list = ctx.client.get("/v1/projects", &[]).await?;
+            let answer = ctx.client.get_raw("/v1/projects", NO_QUERY).await?;
+            let list: Items<Project> = ctx.client.decode(&answer)?;
             if ctx.out.json {
-                ctx.out.print_json(&list);
+                ctx.out.print_json(&answer);
                 return Ok(());
             }
-            let items = list["items"].as_array().cloned().unwrap_or_default();
-            if items.is_empty() {
+            if list.items.is_empty() {
                 println!("No projects. Create one with `keygate projects create --name NAME`.");
                 return Ok(());
             }
+            let now = chrono::Utc::now();
             let mut table = ctx.out.table(&["ID", "NAME", "CREATED"]);
-            for p in &items {
+            for p in &list.items {
                 table.add_row(vec![
-                    field(p, "id").to_string(),
-                    field(p, "name").to_string(),
-                    relative_field(&p["created_at"], ""),
+                    p.id.clone(),
+                    p.name.clone(),
+                    relative_time(p.created_at, now),
                 ]);
             }
             println!("{table}");
         }
         ProjectsCommand::Show { project } => {
-            let found = if keygate_core::ids::looks_like("proj", &project) {
-                ctx.client
-                    .get(&format!("/v1/projects/{project}"), &[])
-                    .await?
+            let (answer, found) = if keygate_core::ids::looks_like("proj", &project) {
+                let answer = ctx
+                    .client
+                    .get_raw(&format!("/v1/projects/{project}"), NO_QUERY)
+                    .await?;
+                let found: Project = ctx.client.decode(&answer)?;
+                (answer, found)
             } else {
-                let list = ctx.client.get("/v1/projects", &[]).await?;
-                list["items"]
-                    .as_array()
-                    .and_then(|items| items.iter().find(|p| p["name"] == project.as_str()))
-                    .cloned()
+                let answer = ctx.client.get_raw("/v1/projects", NO_QUERY).await?;
+                let list: Items<Project> = ctx.client.decode(&answer)?;
+                let index = list
+                    .items
+                    .iter()
+                    .position(|p| p.name == project)
                     .ok_or_else(|| {
                         CliError::failed_hint(
                             format!("no project with the id or name {project:?}"),
                             "`keygate projects list` shows them.",
                         )
-                    })?
+                    })?;
+                (answer["items"][index].clone(), list.items[index].clone())
             };
             if ctx.out.json {
-                ctx.out.print_json(&found);
+                ctx.out.print_json(&answer);
             } else {
-                println!("ID       {}", field(&found, "id"));
-                println!("Name     {}", field(&found, "name"));
-                println!("Created  {}", relative_field(&found["created_at"], ""));
+                print_project(&found);
             }
         }
     }
     Ok(())
 }
 
-fn field<'a>(value: &'a Value, name: &str) -> &'a str {
-    value[name].as_str().unwrap_or("")
+fn print_project(project: &Project) {
+    println!("ID       {}", project.id);
+    println!("Name     {}", project.name);
+    println!(
+        "Created  {}",
+        relative_time(project.created_at, chrono::Utc::now())
+    );
 }

@@ -1,99 +1,99 @@
 //! `keygate workspace show|update`: the workspace's name and policies.
 
-use serde_json::{json, Map, Value};
+use keygate_api::workspace::UpdateWorkspace;
+use keygate_api::{Micros, RateWindow, Workspace};
+use keygate_core::limits::WindowLength;
 
 use super::Context;
 use crate::cli::WorkspaceCommand;
+use crate::client::NO_QUERY;
 use crate::error::CliError;
 use crate::output::Tone;
 
 pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<(), CliError> {
-    let workspace = match command {
-        WorkspaceCommand::Show => ctx.client.get("/v1/workspace", &[]).await?,
+    let answer = match command {
+        WorkspaceCommand::Show => ctx.client.get_raw("/v1/workspace", NO_QUERY).await?,
         WorkspaceCommand::Update {
             name,
             single_active_key,
             default_rpm,
             credit_balance,
         } => {
-            let mut body = Map::new();
-            if let Some(name) = name {
-                body.insert("name".into(), json!(name));
-            }
-            if let Some(single) = single_active_key {
-                body.insert("single_active_key".into(), json!(single));
-            }
-            if let Some(rpm) = default_rpm {
-                body.insert(
-                    "default_rate_limits".into(),
-                    json!([{"limit": rpm, "window": "1m"}]),
-                );
-            }
-            if let Some(balance) = credit_balance {
-                let value = if balance == "none" {
-                    Value::Null
-                } else {
-                    json!(balance)
-                };
-                body.insert("credit_balance".into(), value);
-            }
-            if body.is_empty() {
+            let credit_balance = match credit_balance.as_deref() {
+                None => None,
+                Some("none") => Some(None),
+                Some(usd) => {
+                    Some(Some(Micros::parse_dollars(usd).map_err(|e| {
+                        CliError::usage(format!("--credit-balance {usd:?}: {e}"))
+                    })?))
+                }
+            };
+            let body = UpdateWorkspace {
+                name,
+                single_active_key,
+                default_rate_limits: default_rpm.map(|limit| {
+                    vec![RateWindow {
+                        limit,
+                        window: WindowLength(60),
+                    }]
+                }),
+                rate_limit_policies: None,
+                credit_balance,
+            };
+            let nothing = body.name.is_none()
+                && body.single_active_key.is_none()
+                && body.default_rate_limits.is_none()
+                && body.credit_balance.is_none();
+            if nothing {
                 return Err(CliError::usage(
                     "nothing to change: give --name, --single-active-key, --default-rpm or --credit-balance",
                 ));
             }
-            let saved = ctx
-                .client
-                .patch("/v1/workspace", &Value::Object(body))
-                .await?;
+            let saved = ctx.client.patch_raw("/v1/workspace", &body).await?;
             if !ctx.out.json {
                 ctx.out.done("Updated the workspace.");
             }
             saved
         }
     };
+    let workspace: Workspace = ctx.client.decode(&answer)?;
     if ctx.out.json {
-        ctx.out.print_json(&workspace);
+        ctx.out.print_json(&answer);
         return Ok(());
     }
     let out = &ctx.out;
     let row = |label: &str, value: String| println!("{:<19}{value}", out.paint(Tone::Dim, label));
-    let text = |f: &str| workspace[f].as_str().unwrap_or("").to_string();
-    row("ID", text("id"));
-    row("Name", text("name"));
-    row("Key prefix", text("key_prefix"));
+    row("ID", workspace.id.clone());
+    row("Name", workspace.name.clone());
+    row("Key prefix", workspace.key_prefix.to_string());
     row(
         "Single active key",
-        if workspace["single_active_key"] == true {
+        if workspace.single_active_key {
             "yes"
         } else {
             "no"
         }
         .into(),
     );
-    let windows = |v: &Value| {
-        v.as_array()
-            .map(|ws| {
-                ws.iter()
-                    .map(|w| format!("{}/{}", w["limit"], w["window"].as_str().unwrap_or("?")))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "none".into())
+    let windows = |ws: &[RateWindow]| {
+        if ws.is_empty() {
+            return "none".to_string();
+        }
+        ws.iter()
+            .map(|w| format!("{}/{}", w.limit, w.window))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     row(
         "Default rate limit",
-        windows(&workspace["default_rate_limits"]),
+        windows(&workspace.default_rate_limits),
     );
-    if let Some(policies) = workspace["rate_limit_policies"].as_object() {
-        for (name, ws) in policies {
-            row("Policy", format!("{name}: {}", windows(ws)));
-        }
+    for (name, ws) in &workspace.rate_limit_policies {
+        row("Policy", format!("{name}: {}", windows(ws)));
     }
     row(
         "Credit balance",
-        match workspace["credit_balance"].as_str() {
+        match workspace.credit_balance {
             Some(b) => format!("${b}"),
             None => "not credit-limited".into(),
         },

@@ -7,6 +7,8 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+mod newer_server;
+
 use assert_cmd::Command;
 use serde_json::Value;
 use tempfile::TempDir;
