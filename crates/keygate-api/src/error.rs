@@ -43,6 +43,10 @@ pub enum ErrorCode {
     Unauthenticated,
     InsufficientRole,
     NotFound,
+    /// The request names something that does not exist in the workspace (a `scope` project,
+    /// a `routing_rule_id`, a rate-limit policy): a conflict with the workspace's state (409),
+    /// not a missing target (404), which would say the addressed resource itself is gone.
+    UnknownReference,
     MethodNotAllowed,
     InvalidRequest,
     InvalidJson,

@@ -11,12 +11,12 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use keygate_core::access::Access;
 use keygate_core::model::{Member, Workspace};
 use keygate_core::{EnvTag, KeyPrefix, ParsedKey, PlainKey};
 
 use crate::error::ApiError;
 use crate::extract::bearer_token;
-use crate::routes::Operation;
 use crate::state::AppState;
 
 /// Never change: issued tokens start with it.
@@ -38,11 +38,12 @@ pub struct Caller {
 }
 
 /// Authenticates the caller of a management route and checks their role against the route's
-/// row in the access table (`routes::operations`), before anything else looks at the request:
-/// no body is read, no idempotent answer replayed and no row written for a caller who may not
-/// make this call now. The caller is left in the request's extensions for the handler.
+/// row in the access table (`routes::operations`: its `access`, and its `action` for the
+/// refusal message), before anything else looks at the request: no body is read, no
+/// idempotent answer replayed and no row written for a caller who may not make this call now.
+/// The caller is left in the request's extensions for the handler.
 pub async fn authorize(
-    State((state, operation)): State<(AppState, Operation)>,
+    State((state, access, action)): State<(AppState, Access, &'static str)>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -52,10 +53,10 @@ pub async fn authorize(
         Err(error) => return error.into_response(),
     };
     let role = caller.member.role;
-    if !operation.access.allows(role) {
+    if !access.allows(role) {
         return ApiError::RoleForbidden {
             role: role.as_str(),
-            action: operation.action,
+            action,
         }
         .into_response();
     }

@@ -40,7 +40,7 @@ pub enum ApiError {
     NotFound(&'static str),
     /// Something a request names (not the path's id) does not exist; the text says what.
     #[error("missing: {0}")]
-    Missing(String),
+    UnknownReference(String),
     /// The operation does not apply to an imported legacy key.
     #[error("legacy key: {0}")]
     LegacyKey(String),
@@ -130,7 +130,7 @@ impl ApiError {
                 ErrorCode::NotFound,
                 format!("No {what} with that id exists in this workspace."),
             ),
-            Missing(message) => (404, ErrorCode::NotFound, message.clone()),
+            UnknownReference(message) => (409, ErrorCode::UnknownReference, message.clone()),
             LegacyKey(message) => (409, ErrorCode::LegacyKey, message.clone()),
             NoRoute => (
                 404,

@@ -10,6 +10,7 @@
 //! A subscriber that loses its connection may have missed messages, so on every (re)connect
 //! it clears its caches entirely.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,14 @@ use futures::StreamExt;
 use keygate_core::KeyHash;
 use tokio::sync::OnceCell;
 
-use crate::state::AppState;
+/// What a subscriber applies other nodes' changes to: this node's caches. The state
+/// implements it (`state.rs`), so this module needs nothing above it.
+pub trait Caches: Clone + Send + Sync + 'static {
+    /// Drops what `change` makes stale.
+    fn apply(&self, change: &Change) -> impl Future<Output = ()> + Send;
+    /// Drops every cached entry (after missing other nodes' messages).
+    fn clear(&self) -> impl Future<Output = ()> + Send;
+}
 
 /// What changed, as published on the channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,14 +134,14 @@ impl Broadcaster {
     /// forever. `None` without Redis.
     pub fn spawn_subscriber(
         self: &Arc<Self>,
-        state: AppState,
+        caches: impl Caches,
     ) -> Option<tokio::task::JoinHandle<()>> {
         let bus = self.redis.as_ref()?;
         let client = bus.client.clone();
         let channel = bus.channel.clone();
         Some(tokio::spawn(async move {
             loop {
-                if let Err(e) = listen(&client, &channel, &state).await {
+                if let Err(e) = listen(&client, &channel, &caches).await {
                     tracing::warn!(error = %e, "lost the invalidation channel; reconnecting");
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -145,19 +153,19 @@ impl Broadcaster {
 async fn listen(
     client: &redis::Client,
     channel: &str,
-    state: &AppState,
+    caches: &impl Caches,
 ) -> Result<(), redis::RedisError> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(channel).await?;
     // Anything may have changed while we were not listening.
-    state.clear_caches().await;
+    caches.clear().await;
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {
         let Ok(payload) = message.get_payload::<String>() else {
             continue;
         };
         if let Some(change) = Change::decode(&payload) {
-            state.apply_locally(&change).await;
+            caches.apply(&change).await;
         }
     }
     Ok(())

@@ -20,6 +20,23 @@
 //! * **Limits fail closed** (§6): when the limiter cannot be reached, the answer is 503.
 //! * **One error type answers every failure** ([`error::ApiError`]): a stable `code`, a status
 //!   and a message a person can act on; a 5xx body says nothing internal, the cause is logged.
+//!
+//! **Layers**, bottom to top; a module imports only from its own layer or below, and the
+//! modules form no cycle (the `layering` test reads the source and checks both):
+//!
+//! 1. Leaves: `error`, `secret`, `cache`, `metrics`, `last_used`, `extract`, `request_id`,
+//!    `invalidation` (the state applies changes through its `Caches` trait), `usage` (events,
+//!    validators, recorder, aggregation, purger, its Prometheus text) and `gateway::config`
+//!    (the parsed config, with the `Workspaces` a route serves).
+//! 2. What the state is built from: `settings` and `gateway::runtime` (the gateway's client
+//!    and routing-rule cache, which takes the store, not the state).
+//! 3. `state`.
+//! 4. What handlers share: `auth`, `audit`, `idempotency`, `bootstrap` and `pipeline`.
+//! 5. The gateway's handlers (`gateway::*`); they never import `routes`.
+//! 6. The management API (`routes::*`): the resource modules never import one another; what
+//!    two of them share is below them in `routes::common`, `routes::check` and
+//!    `routes::table`.
+//! 7. This root: `prepare` and `serve`.
 
 pub mod audit;
 pub mod auth;
@@ -31,6 +48,8 @@ pub mod gateway;
 pub mod idempotency;
 pub mod invalidation;
 pub mod last_used;
+#[cfg(test)]
+mod layering;
 pub mod metrics;
 pub mod pipeline;
 pub mod request_id;

@@ -1,7 +1,7 @@
 //! Counters the server keeps for `/metrics` (Prometheus text format). Plain atomics: they sit on
 //! the verification path and must cost nothing measurable. Latency histograms are hand-rolled
 //! over fixed buckets for the same reason: one relaxed increment per bucket hit, no locks, no
-//! registry (the usage recorder renders its own series, see `usage.rs`).
+//! registry (the usage recorder renders its own series, see `usage/metrics.rs`).
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};

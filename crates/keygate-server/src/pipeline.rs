@@ -34,6 +34,7 @@ use keygate_core::{Denial, Micros, ParsedKey, PlainKey};
 use keygate_limits::{Admission, Decision, LimitKind, Subject};
 
 use crate::error::ApiError;
+pub use crate::gateway::config::Workspaces;
 use crate::state::{AppState, KeyMatches, LegacyKeys};
 use crate::usage::UsageContext;
 
@@ -124,25 +125,6 @@ impl Outcome {
             denial: Some(denial),
             key,
             decision: None,
-        }
-    }
-}
-
-/// The workspaces whose keys a gateway route (or the AI gateway) serves. The config always
-/// says which: a list of ids, or `"*"` written out for a route shared by every workspace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Workspaces {
-    /// Keys of every workspace (a multi-tenant route).
-    Any,
-    /// Keys of these workspaces only.
-    Listed(Vec<String>),
-}
-
-impl Workspaces {
-    pub fn admits(&self, workspace_id: &str) -> bool {
-        match self {
-            Workspaces::Any => true,
-            Workspaces::Listed(ids) => ids.iter().any(|id| id == workspace_id),
         }
     }
 }
@@ -473,7 +455,7 @@ pub fn admission(
         // A name that refers to nothing is "not found" (404), like any other reference to a
         // workspace's resource that does not exist.
         let policy = workspace.rate_limit_policies.get(name).ok_or_else(|| {
-            ApiError::Missing(
+            ApiError::UnknownReference(
                 "No rate-limit policy of the name in keygate-ratelimit-policy exists in this \
                  workspace; the workspace's policies are listed by GET /v1/workspace."
                     .into(),

@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::gateway::config::GatewayConfig;
+use crate::usage::UsageSettings;
+
 /// Everything `serve` needs to know.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -24,9 +27,9 @@ pub struct ServerSettings {
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Usage recording: on/off, flush interval, buffer size, request-log retention.
-    pub usage: crate::usage::UsageSettings,
+    pub usage: UsageSettings,
     /// Gateway mode (proxy routes, AI providers), from `--config`; `None` serves no gateway.
-    pub gateway: Option<crate::gateway::GatewayConfig>,
+    pub gateway: Option<GatewayConfig>,
 }
 
 impl ServerSettings {
@@ -45,7 +48,7 @@ impl ServerSettings {
             secret_file,
             key_cache_ttl: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
-            usage: crate::usage::UsageSettings::default(),
+            usage: UsageSettings::default(),
             gateway: None,
         }
     }

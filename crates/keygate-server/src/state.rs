@@ -1,5 +1,6 @@
 //! The state every handler shares: store, limiter, server secret, clock, caches, metrics.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,9 @@ use keygate_limits::Limiter;
 use keygate_store::Store;
 
 use crate::cache::{CoherentCache, Owned};
-use crate::invalidation::{Broadcaster, Change};
+use crate::error::ApiError;
+use crate::gateway::runtime::Gateway;
+use crate::invalidation::{Broadcaster, Caches, Change};
 use crate::last_used::LastUsed;
 use crate::metrics::Metrics;
 use crate::usage::{UsageRecorder, UsageSettings};
@@ -39,7 +42,7 @@ pub struct AppInner {
     pub usage: Arc<UsageRecorder>,
     pub max_body_bytes: usize,
     /// Gateway mode's config and upstream client; `None` when no config file was given.
-    pub gateway: Option<Arc<crate::gateway::Gateway>>,
+    pub gateway: Option<Arc<Gateway>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -60,7 +63,7 @@ pub struct StateParts {
     pub broadcaster: Broadcaster,
     /// How usage is recorded (buffer, flush interval, request-log retention, on/off).
     pub usage: UsageSettings,
-    pub gateway: Option<crate::gateway::Gateway>,
+    pub gateway: Option<Gateway>,
 }
 
 impl AppState {
@@ -86,7 +89,7 @@ impl AppState {
     }
 
     /// A workspace by id, from the cache.
-    pub async fn workspace(&self, id: &str) -> Result<Arc<Workspace>, crate::error::ApiError> {
+    pub async fn workspace(&self, id: &str) -> Result<Arc<Workspace>, ApiError> {
         let store = &self.store;
         let found = self
             .workspaces
@@ -98,7 +101,7 @@ impl AppState {
                 }
             })
             .await?;
-        found.ok_or(crate::error::ApiError::NotFound("workspace"))
+        found.ok_or(ApiError::NotFound("workspace"))
     }
 
     /// Makes a committed change visible to the very next request on this node, and tells the
@@ -137,6 +140,17 @@ impl AppState {
         if let Some(gateway) = &self.gateway {
             gateway.clear_rules().await;
         }
+    }
+}
+
+/// Other nodes' changes reach this node's caches through the state (see `invalidation.rs`).
+impl Caches for AppState {
+    fn apply(&self, change: &Change) -> impl Future<Output = ()> + Send {
+        self.apply_locally(change)
+    }
+
+    fn clear(&self) -> impl Future<Output = ()> + Send {
+        self.clear_caches()
     }
 }
 

@@ -47,10 +47,11 @@ use keygate_core::verify::Requirement;
 use serde_json::{Map, Value};
 
 use super::config::{AiConfig, Price};
+use super::headers::presented_key;
 use super::metering::{MeteredBody, Settlement, WorstCase};
 use super::proxy::{error_chain, idle_timeout};
 use super::routing::{candidates, Candidate};
-use super::{presented_key, Gateway};
+use super::runtime::Gateway;
 use crate::error::ApiError;
 use crate::extract::peer_ip;
 use crate::pipeline::{self, Admitted, Attempt, Consumption, Door};
@@ -247,7 +248,7 @@ async fn forward(
         endpoint != Endpoint::Embeddings && request_json.get("stream") == Some(&Value::Bool(true));
 
     // Where it may go, and so what it may cost: the dearest model it could be sent to.
-    let rule = gateway.rule_for(&state, &found).await?;
+    let rule = gateway.rule_for(state.store.as_ref(), &found).await?;
     let targets = priced(
         &ai,
         candidates(&ai, rule.as_deref(), &model, rand::random::<f64>()),

@@ -35,7 +35,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use keygate_core::verify::Requirement;
 
 use super::config::ProxyRoute;
-use super::{presented_key, strip_hop_by_hop};
+use super::headers::{presented_key, strip_hop_by_hop};
 use crate::error::ApiError;
 use crate::extract::peer_ip;
 use crate::pipeline::{self, Admitted, Attempt, Door};
@@ -445,7 +445,7 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::Workspaces;
+    use crate::gateway::config::Workspaces;
 
     fn route(strip: bool) -> ProxyRoute {
         ProxyRoute {

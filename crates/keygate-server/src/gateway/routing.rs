@@ -94,7 +94,7 @@ mod tests {
             max_request_bytes: 1,
             permissions: vec![],
             project: None,
-            workspaces: crate::pipeline::Workspaces::Any,
+            workspaces: crate::gateway::config::Workspaces::Any,
         }
     }
 

@@ -3,7 +3,7 @@
 //!
 //! Management changes are written with their audit row in the same transaction (see
 //! `keygate-store`). Failed authentication attempts are a separate, aggregated record (one row
-//! per display form × source × code × hour with a count, see `usage.rs`); they are listed
+//! per display form × source × code × hour with a count, see `usage/aggregate.rs`); they are listed
 //! with `action=auth.failed`, in the same item shape so one client renders both, with the
 //! extra fields `code`, `attempts`, `first_seen` and `last_seen`. Filters combine as AND, so
 //! `key_id` or `actor` with `action=auth.failed` matches nothing (an empty page, not an error).
@@ -18,7 +18,7 @@ use keygate_store::{AuditEntry, AuditFilter, AuthFailure, AuthFailureFilter, Pag
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::routes::keys::page_request;
+use crate::routes::common::page_request;
 use crate::state::AppState;
 
 /// The workspace's audit trail, newest first, filtered and paged by cursor; or, with

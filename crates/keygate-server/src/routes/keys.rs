@@ -16,9 +16,9 @@ use keygate_core::hash::parse_sha256_hex;
 use keygate_core::key::ParsedKey;
 use keygate_core::limits::KeyLimits;
 use keygate_core::model::{ApiKey, KeyStatus, Scope};
-use keygate_core::text::{Description, Name, Permission};
+use keygate_core::text::{Description, Permission};
 use keygate_core::{ids, EnvTag, PlainKey};
-use keygate_store::{KeyFilter, PageRequest, SecretChange, StoreError};
+use keygate_store::{KeyFilter, SecretChange, StoreError};
 use serde_json::{Map, Value};
 
 use crate::audit::{self, Origin};
@@ -26,6 +26,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::invalidation::Change;
+use crate::routes::common::{load_key, page_request, valid_name, valid_rule_id};
 use crate::state::AppState;
 
 const SHOWN_ONCE: &str = "Store this secret now: it is shown once and cannot be retrieved again.";
@@ -64,7 +65,7 @@ pub async fn create_key(
     .await?;
     key.limits = valid_limits(body.limits)?;
     key.routing_rule_id = match &body.routing_rule_id {
-        Some(id) => Some(crate::routes::routing_rules::valid_rule_id(&state, &caller, id).await?),
+        Some(id) => Some(valid_rule_id(&state, &caller, id).await?),
         None => None,
     };
     key.display = secret.display();
@@ -113,18 +114,6 @@ pub async fn list_keys(
         items: page.items,
         next_cursor: page.next_cursor,
     }))
-}
-
-/// Validates pagination parameters shared by every list endpoint.
-pub fn page_request(limit: Option<u32>, cursor: Option<String>) -> Result<PageRequest, ApiError> {
-    let limit = limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("limit must be between 1 and 500"));
-    }
-    Ok(PageRequest {
-        after: cursor,
-        limit,
-    })
 }
 
 /// One key (never its secret).
@@ -177,9 +166,7 @@ pub async fn update_key(
     let metadata = body.metadata.map(valid_metadata).transpose()?;
     let limits = body.limits.map(valid_limits).transpose()?;
     let routing_rule_id = match body.routing_rule_id {
-        Some(Some(id)) => Some(Some(
-            crate::routes::routing_rules::valid_rule_id(&state, &caller, &id).await?,
-        )),
+        Some(Some(id)) => Some(Some(valid_rule_id(&state, &caller, &id).await?)),
         Some(None) => Some(None),
         None => None,
     };
@@ -611,22 +598,6 @@ where
     Err(StoreError::VersionConflict.into())
 }
 
-/// The key with this id in the caller's workspace, or 404.
-pub(crate) async fn load_key(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<ApiKey, ApiError> {
-    if !ids::looks_like("key", id) {
-        return Err(ApiError::NotFound("key"));
-    }
-    state
-        .store
-        .key(&caller.workspace.id, id)
-        .await
-        .map_err(ApiError::store_lookup("key"))
-}
-
 fn revoked_conflict(e: keygate_core::model::TransitionError) -> ApiError {
     ApiError::Conflict {
         code: keygate_api::error::ErrorCode::KeyRevoked,
@@ -646,12 +617,6 @@ fn refuse_legacy(key: &ApiKey, verb: &str) -> Result<(), ApiError> {
 
 fn to_json(key: &ApiKey) -> Value {
     serde_json::to_value(key).unwrap_or(Value::Null)
-}
-
-/// A name shown in lists and used by the CLI's typed delete confirmation (the bound lives in
-/// `keygate_core::text`, shared by every named thing).
-pub fn valid_name(name: &str) -> Result<String, ApiError> {
-    Ok(Name::parse(name)?.into_string())
 }
 
 fn valid_description(description: Option<String>) -> Result<Option<String>, ApiError> {
@@ -709,7 +674,7 @@ async fn valid_scope(state: &AppState, caller: &Caller, scope: Scope) -> Result<
         match state.store.project(&caller.workspace.id, id).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => {
-                return Err(ApiError::Missing(format!(
+                return Err(ApiError::UnknownReference(format!(
                     "scope names project {id:?}, which does not exist in this workspace."
                 )))
             }

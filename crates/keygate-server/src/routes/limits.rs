@@ -12,8 +12,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::Json;
 use keygate_api::limits::{
-    CreateReservation, KeyLimitStatus, LimitKind, LimitState, LimitUnit, Released, ReportUsage,
-    Reservation, SettleReservation, Settled, UsageReported,
+    CreateReservation, KeyLimitStatus, Released, ReportUsage, Reservation, SettleReservation,
+    Settled, UsageReported,
 };
 use keygate_api::verify::VerifyHeaders;
 use keygate_core::Micros;
@@ -24,47 +24,13 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::pipeline::{self, Attempt, Consumption};
-use crate::routes::verify::check_for_caller;
+use crate::routes::check::{check_for_caller, limit_states};
+use crate::routes::common::load_key;
 use crate::state::AppState;
 use crate::usage::{self, UsageEvent, UsageOutcome};
 
 /// Longest a reservation may stay open.
 const MAX_RESERVATION_SECS: i64 = 3600;
-
-/// The limiter's consumption of each limit as the answers show it (`limits` of verify mode,
-/// reservations and `GET /v1/keys/{id}/limits`).
-pub fn limit_states(states: &[keygate_limits::LimitState]) -> Vec<LimitState> {
-    states
-        .iter()
-        .map(|state| {
-            let (kind, window_secs) = match state.kind {
-                keygate_limits::LimitKind::Rate { window_secs } => {
-                    (LimitKind::Rate, Some(window_secs))
-                }
-                keygate_limits::LimitKind::Tokens => (LimitKind::Tokens, None),
-                keygate_limits::LimitKind::Cost => (LimitKind::Cost, None),
-                keygate_limits::LimitKind::DailySpendCap => (LimitKind::DailySpendCap, None),
-                keygate_limits::LimitKind::Credits => (LimitKind::Credits, None),
-            };
-            let unit = match kind {
-                LimitKind::Rate => LimitUnit::Requests,
-                LimitKind::Tokens => LimitUnit::Tokens,
-                LimitKind::Cost | LimitKind::DailySpendCap | LimitKind::Credits => {
-                    LimitUnit::UsdMicros
-                }
-            };
-            LimitState {
-                kind,
-                window_secs,
-                unit,
-                limit: state.limit,
-                used: state.used,
-                remaining: state.remaining,
-                reset_at: state.reset_at,
-            }
-        })
-        .collect()
-}
 
 /// The key's consumption against every limit that applies to it, without consuming anything.
 #[utoipa::path(get, path = "/v1/keys/{id}/limits", tag = "keys",
@@ -75,7 +41,7 @@ pub async fn get_key_limits(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<KeyLimitStatus>, ApiError> {
-    let key = crate::routes::keys::load_key(&state, &caller, &id).await?;
+    let key = load_key(&state, &caller, &id).await?;
     if key.legacy {
         return Ok(Json(KeyLimitStatus {
             key_id: key.id,
@@ -118,7 +84,7 @@ pub async fn report_usage(
     ApiJson(body): ApiJson<ReportUsage>,
 ) -> Result<Json<UsageReported>, ApiError> {
     let operation = usage::valid_operation(body.operation)?;
-    let key = crate::routes::keys::load_key(&state, &caller, &body.key_id).await?;
+    let key = load_key(&state, &caller, &body.key_id).await?;
     // Legacy keys have no limits of their own, but their spend still counts against the
     // workspace's credits, as in verify mode and the gateway.
     state

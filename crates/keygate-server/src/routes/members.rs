@@ -17,7 +17,7 @@ use crate::auth::{generate_token, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::invalidation::Change;
-use crate::routes::keys::valid_name;
+use crate::routes::common::valid_name;
 use crate::state::AppState;
 use keygate_api::error::ErrorCode;
 

@@ -1,7 +1,14 @@
 //! The HTTP surface: one module per resource. `router` assembles them with the middleware
 //! every request passes through.
+//!
+//! The resource modules never import one another: what two of them share lives below them,
+//! in `common` (shared validators, key and routing-rule lookups), `check` (the management
+//! caller's check path, for verify mode and reservations) and [`table`] (the types of the
+//! access table, which `openapi` reads too).
 
 pub mod audit;
+mod check;
+mod common;
 pub mod health;
 pub mod keys;
 pub mod limits;
@@ -10,104 +17,23 @@ pub mod openapi;
 pub mod projects;
 pub mod requests;
 pub mod routing_rules;
+pub mod table;
 pub mod usage;
 pub mod verify;
 pub mod workspace;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::Method;
-use axum::routing::{get, MethodRouter};
+use axum::routing::get;
 use axum::Router;
 use keygate_core::access::Access;
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa::openapi::path::{PathItem, Paths};
-use utoipa::openapi::schema::Schema;
-use utoipa::openapi::RefOr;
-use utoipa_axum::router::UtoipaMethodRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The HTTP methods the management API uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    Get,
-    Post,
-    Patch,
-    Delete,
-}
-
-impl Verb {
-    pub fn method(self) -> Method {
-        match self {
-            Verb::Get => Method::GET,
-            Verb::Post => Method::POST,
-            Verb::Patch => Method::PATCH,
-            Verb::Delete => Method::DELETE,
-        }
-    }
-
-    /// The one operation a row's path item holds.
-    fn of(item: &PathItem) -> Option<Verb> {
-        [
-            (item.get.is_some(), Verb::Get),
-            (item.post.is_some(), Verb::Post),
-            (item.patch.is_some(), Verb::Patch),
-            (item.delete.is_some(), Verb::Delete),
-        ]
-        .into_iter()
-        .find_map(|(present, verb)| present.then_some(verb))
-    }
-}
-
-/// One operation of the management API: what it is and who may call it.
-#[derive(Debug, Clone)]
-pub struct Operation {
-    pub verb: Verb,
-    /// The full path in axum's and OpenAPI's syntax (`/v1/keys/{id}`), as the handler's
-    /// `#[utoipa::path]` declares it.
-    pub path: String,
-    pub access: Access,
-    /// What the caller is doing, for the refusal message: "A viewer cannot {action}".
-    pub action: &'static str,
-}
-
-/// A row of the table: the operation, its OpenAPI description and schemas, and its handler.
-pub(crate) struct Row {
-    pub operation: Operation,
-    pub paths: Paths,
-    pub schemas: Vec<(String, RefOr<Schema>)>,
-    handler: MethodRouter<AppState>,
-}
-
-/// Builds a row from what `utoipa_axum::routes!` made of one handler: the method and path come
-/// from the handler's `#[utoipa::path]`, so the router and the document cannot disagree.
-fn row(
-    access: Access,
-    action: &'static str,
-    (schemas, paths, handler): UtoipaMethodRouter<AppState>,
-) -> Row {
-    let (path, verb) = match paths.paths.iter().next() {
-        Some((path, item)) if paths.paths.len() == 1 => (path.clone(), Verb::of(item)),
-        _ => (String::new(), None),
-    };
-    let Some(verb) = verb else {
-        // A programming error every test run catches at the first router build.
-        panic!("routes! for {action:?} must describe exactly one GET/POST/PATCH/DELETE operation");
-    };
-    Row {
-        operation: Operation {
-            verb,
-            path,
-            access,
-            action,
-        },
-        paths,
-        schemas,
-        handler,
-    }
-}
+use table::{row, Row};
+pub use table::{Operation, Verb};
 
 /// The management API, one row per operation, and the role each needs. This is the only
 /// place a route's access is decided, and the only list of routes: the router and
@@ -203,7 +129,7 @@ pub fn router(state: AppState) -> Router {
                 crate::idempotency::honour_idempotency_key,
             ))
             .route_layer(axum::middleware::from_fn_with_state(
-                (state.clone(), row.operation.clone()),
+                (state.clone(), row.operation.access, row.operation.action),
                 crate::auth::authorize,
             ));
         api = api.route(&row.operation.path, handler);
@@ -229,4 +155,52 @@ pub fn router(state: AppState) -> Router {
             crate::request_id::assign_request_id,
         ))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::GatewayConfig;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn prefixes_cannot_shadow_the_management_api() {
+        for bad in [
+            "/",
+            "/v1",
+            "/v1/keys",
+            "/v1/keys/x",
+            "/v1/routing-rules",
+            "/v1/requests",
+            "/v1/chat",
+            "/docs",
+            "/healthz",
+            "/proxy/",
+            "proxy",
+            "/a//b",
+            "/a/{id}",
+            "/a/*",
+            "/a/../v1/keys",
+            "/proxy/.",
+            "/..",
+        ] {
+            let text = format!(
+                "[[proxy]]\nprefix = \"{bad}\"\nupstream = \"http://127.0.0.1:1\"\nworkspaces = \"*\""
+            );
+            let checked = GatewayConfig::parse(&text, &no_env)
+                .and_then(|c| c.check_reserved(&reserved_paths()));
+            assert!(checked.is_err(), "{bad}");
+        }
+        for good in ["/proxy/billing", "/v1/search", "/api", "/v2/keys"] {
+            let text = format!(
+                "[[proxy]]\nprefix = \"{good}\"\nupstream = \"http://127.0.0.1:1/base/\"\nworkspaces = \"*\""
+            );
+            let config = GatewayConfig::parse(&text, &no_env).expect(good);
+            config.check_reserved(&reserved_paths()).expect(good);
+            assert_eq!(config.proxy[0].upstream, "http://127.0.0.1:1/base");
+        }
+    }
 }

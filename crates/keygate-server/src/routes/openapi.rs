@@ -22,7 +22,7 @@ use utoipa::openapi::OpenApi;
 use utoipa::ToSchema;
 
 use crate::gateway::Gateway;
-use crate::routes::{Row, Verb};
+use crate::routes::table::{Row, Verb};
 use crate::state::AppState;
 
 /// The generated document, serialised once at start.
@@ -267,19 +267,18 @@ fn complete(method: &str, operation: &mut Value, roles: Option<&str>) {
             "A backend Keygate needs is unavailable (the limiter: `limiter_unavailable`, Keygate fails closed); retry after `Retry-After` seconds.",
         ),
     ];
-    // An id in the path or the body, or a rate-limit policy name in
-    // `keygate-ratelimit-policy`, that names nothing in this workspace (another workspace's
-    // ids answer the same).
+    // An id in the path that names nothing in this workspace (another workspace's ids
+    // answer the same).
     errors.push((
         "404",
-        "No such id (or rate-limit policy) in this workspace; another workspace's ids answer the same.",
+        "No such id in this workspace; another workspace's ids answer the same.",
     ));
     if has_body {
         errors.push(("413", "The body is larger than the limit."));
         errors.push(("415", "The body is not `application/json`."));
     }
     if method == "post" && !customer {
-        errors.push(("409", "A conflict: a name in use, a concurrent change, or a duplicate request still in progress."));
+        errors.push(("409", "A conflict with the workspace's state: a name in use, a concurrent change, a duplicate request still in progress, or a reference (`scope` project, `routing_rule_id`, `keygate-ratelimit-policy`) to something that does not exist (`unknown_reference`)."));
         errors.push((
             "422",
             "The Idempotency-Key was used for a different request.",
@@ -288,7 +287,13 @@ fn complete(method: &str, operation: &mut Value, roles: Option<&str>) {
     if method == "patch" || method == "delete" {
         errors.push((
             "409",
-            "A conflict with the current state (a name in use, a concurrent change).",
+            "A conflict with the current state: a name in use, a concurrent change, or a reference to something that does not exist (`unknown_reference`).",
+        ));
+    }
+    if customer {
+        errors.push((
+            "409",
+            "The rate-limit policy named in `keygate-ratelimit-policy` does not exist (`unknown_reference`).",
         ));
     }
     for (status, description) in errors {

@@ -14,7 +14,7 @@ use crate::audit::{self, Origin};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
-use crate::routes::keys::valid_name;
+use crate::routes::common::valid_name;
 use crate::state::AppState;
 
 /// Create a project keys can be scoped to.

@@ -1,8 +1,8 @@
 //! `GET /v1/requests/{request_id}`: which key made a request, from the request log — the
 //! answer to a support ticket that quotes a `request-id`. Any member may read it; another
 //! workspace's request, one past the log's retention, and one whose key was never identified
-//! (those are only counted, see `usage.rs`) all answer 404. A request shows up with the next
-//! usage flush, within a second by default.
+//! (those are only counted, see `usage/aggregate.rs`) all answer 404. A request shows up with
+//! the next usage flush, within a second by default.
 
 use axum::extract::State;
 use axum::Json;

@@ -26,7 +26,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::invalidation::Change;
-use crate::routes::keys::valid_name;
+use crate::routes::common::{load_rule, valid_name};
 use crate::state::AppState;
 
 /// Create a routing rule. With AI providers configured, it may name only those providers and
@@ -88,7 +88,7 @@ pub async fn get_routing_rule(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RoutingRule>, ApiError> {
-    Ok(Json(load(&state, &caller, &id).await?))
+    Ok(Json(load_rule(&state, &caller, &id).await?))
 }
 
 /// Change a routing rule: only the fields sent change.
@@ -105,7 +105,7 @@ pub async fn update_routing_rule(
 ) -> Result<Json<RoutingRule>, ApiError> {
     let name = body.name.as_deref().map(valid_name).transpose()?;
     let description = body.description.map(valid_description).transpose()?;
-    let current = load(&state, &caller, &id).await?;
+    let current = load_rule(&state, &caller, &id).await?;
     let mut next = current.clone();
     if let Some(name) = name {
         next.name = name;
@@ -153,7 +153,7 @@ pub async fn delete_routing_rule(
     origin: Origin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let current = load(&state, &caller, &id).await?;
+    let current = load_rule(&state, &caller, &id).await?;
     let now = state.clock.now();
     let entry = audit::entry(
         &caller,
@@ -174,37 +174,6 @@ pub async fn delete_routing_rule(
         state.changed(Change::Key(key_id)).await;
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The id of a rule of the caller's workspace, for a key's `routing_rule_id`.
-pub async fn valid_rule_id(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<String, ApiError> {
-    if !ids::looks_like("rr", id) {
-        return Err(ApiError::invalid(format!(
-            "routing_rule_id: {id:?} is not a routing rule id (`rr_…`)"
-        )));
-    }
-    match load(state, caller, id).await {
-        Ok(rule) => Ok(rule.id),
-        Err(ApiError::NotFound(_)) => Err(ApiError::Missing(format!(
-            "routing_rule_id: there is no routing rule {id:?} in this workspace (see GET /v1/routing-rules)."
-        ))),
-        Err(e) => Err(e),
-    }
-}
-
-async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<RoutingRule, ApiError> {
-    if !ids::looks_like("rr", id) {
-        return Err(ApiError::NotFound("routing rule"));
-    }
-    state
-        .store
-        .routing_rule(&caller.workspace.id, id)
-        .await
-        .map_err(ApiError::store_lookup("routing rule"))
 }
 
 fn check_targets(state: &AppState, rule: &RoutingRule) -> Result<(), ApiError> {

@@ -58,7 +58,7 @@ pub async fn get_key_usage(
     ApiQuery(params): ApiQuery<KeyUsageParams>,
 ) -> Result<Json<KeyUsage>, ApiError> {
     let days = valid_days(params.days)?;
-    crate::routes::keys::load_key(&state, &caller, &id).await?;
+    crate::routes::common::load_key(&state, &caller, &id).await?;
     let (from, to) = range(&state, days);
     let rollups = state
         .store

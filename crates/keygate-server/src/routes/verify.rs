@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
-use keygate_api::verdict::Verdict;
 use keygate_api::verify::{VerifiedKey, VerifyHeaders, VerifyRequest, VerifyResponse};
 use keygate_core::verify::Requirement;
 
@@ -14,10 +13,10 @@ use crate::audit::Origin;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::pipeline::{self, Attempt, Checked, Door};
-use crate::routes::limits::limit_states;
+use crate::pipeline::Attempt;
+use crate::routes::check::{check_for_caller, limit_states};
 use crate::state::AppState;
-use crate::usage::{self, UsageContext};
+use crate::usage;
 
 /// Header a request uses to pick a stricter named rate policy.
 pub use keygate_api::verify::POLICY_HEADER;
@@ -68,28 +67,4 @@ pub async fn verify_key(
         retry_after,
     };
     Ok((checked.headers, Json(body)))
-}
-
-/// The one check path for a management caller (verify mode and reservations): the caller's
-/// workspace is the door, and the request is recorded under the attempt's key and project,
-/// the `operation` its body gave and the `source_ip` it gave (both validated) or else the
-/// caller's own address. Returns the check and its verdict.
-pub(crate) async fn check_for_caller(
-    state: &AppState,
-    caller: &Caller,
-    attempt: &Attempt<'_>,
-    origin: Origin,
-    operation: String,
-    source_ip: Option<String>,
-) -> Result<(Checked, Verdict), ApiError> {
-    let usage = UsageContext::new(
-        origin.request_id,
-        operation,
-        attempt.requirement.project.map(str::to_owned),
-        source_ip.or(origin.source_ip),
-        attempt.key,
-    );
-    let checked = pipeline::check(state, Door::Caller(&caller.workspace), attempt, &usage).await?;
-    let code = Verdict::from(checked.outcome.denial);
-    Ok((checked, code))
 }

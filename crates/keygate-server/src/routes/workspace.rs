@@ -15,7 +15,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::invalidation::Change;
-use crate::routes::keys::valid_name;
+use crate::routes::common::valid_name;
 use crate::state::AppState;
 
 /// The caller's workspace and its settings.

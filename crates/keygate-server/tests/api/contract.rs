@@ -244,7 +244,7 @@ async fn audit_filters_combine_with_failed_attempts_as_and() {
 }
 
 #[tokio::test]
-async fn state_and_missing_references_answer_409_and_404() {
+async fn state_conflicts_and_missing_references_answer_409() {
     let app = TestApp::spawn().await;
     let imported = app
         .owner_create(
@@ -279,7 +279,7 @@ async fn state_and_missing_references_answer_409_and_404() {
     let missing_project = app
         .owner_post("/v1/keys", json!({"name": "x", "scope": ["proj_nope"]}))
         .await;
-    missing_project.assert_error(StatusCode::NOT_FOUND, "not_found");
+    missing_project.assert_error(StatusCode::CONFLICT, "unknown_reference");
     assert!(
         missing_project.body["error"]["message"]
             .as_str()
@@ -293,20 +293,20 @@ async fn state_and_missing_references_answer_409_and_404() {
         Some(json!({"scope": ["proj_nope"]})),
     )
     .await
-    .assert_error(StatusCode::NOT_FOUND, "not_found");
+    .assert_error(StatusCode::CONFLICT, "unknown_reference");
     app.owner_post(
         "/v1/keys/import",
         json!({"name": "y", "key": "sk-legacy-contract-abcdefghij", "scope": ["proj_nope"]}),
     )
     .await
-    .assert_error(StatusCode::NOT_FOUND, "not_found");
+    .assert_error(StatusCode::CONFLICT, "unknown_reference");
     let missing_rule = app
         .owner_post(
             "/v1/keys",
             json!({"name": "z", "routing_rule_id": "rr_doesnotexist"}),
         )
         .await;
-    missing_rule.assert_error(StatusCode::NOT_FOUND, "not_found");
+    missing_rule.assert_error(StatusCode::CONFLICT, "unknown_reference");
     assert!(
         missing_rule.body["error"]["message"]
             .as_str()
@@ -320,7 +320,7 @@ async fn state_and_missing_references_answer_409_and_404() {
         Some(json!({"routing_rule_id": "rr_doesnotexist"})),
     )
     .await
-    .assert_error(StatusCode::NOT_FOUND, "not_found");
+    .assert_error(StatusCode::CONFLICT, "unknown_reference");
     // What is not an id at all is still a bad request.
     app.owner_post("/v1/keys", json!({"name": "x", "scope": ["not a project"]}))
         .await

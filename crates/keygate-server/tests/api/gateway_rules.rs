@@ -171,7 +171,7 @@ async fn keys_route_by_their_rule_then_the_workspace_default_then_the_config() {
             json!({"routing_rule_id": bad}),
         )
         .await
-        .assert_error(StatusCode::NOT_FOUND, "not_found");
+        .assert_error(StatusCode::CONFLICT, "unknown_reference");
     }
 
     // Deleting the key's rule sends it back to the workspace default.

@@ -38,14 +38,14 @@ async fn another_workspaces_ids_answer_404() {
     app.delete(&format!("/v1/members/{member_id}"), &intruder)
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
-    // Scoping a key to someone else's project is refused as if it did not exist.
+    // Scoping a key to someone else's project is refused as for a project that does not exist.
     app.post(
         "/v1/keys",
         &intruder,
         json!({"name": "x", "scope": [project_id]}),
     )
     .await
-    .assert_error(StatusCode::NOT_FOUND, "not_found");
+    .assert_error(StatusCode::CONFLICT, "unknown_reference");
 
     let listed = app.get("/v1/keys", &intruder).await;
     assert_eq!(listed.body["items"], json!([]));

@@ -161,7 +161,7 @@ async fn update_changes_fields_and_validates_them() {
         .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
     app.owner_patch(&path, json!({"scope": ["proj_nope"]}))
         .await
-        .assert_error(StatusCode::NOT_FOUND, "not_found");
+        .assert_error(StatusCode::CONFLICT, "unknown_reference");
 }
 
 #[tokio::test]

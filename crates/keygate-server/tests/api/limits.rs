@@ -338,7 +338,7 @@ async fn workspace_default_applies_and_a_policy_can_only_tighten() {
     );
     with_policy("nope")
         .await
-        .assert_error(StatusCode::NOT_FOUND, "not_found");
+        .assert_error(StatusCode::CONFLICT, "unknown_reference");
     app.clock
         .advance_millis(Duration::minutes(1).num_milliseconds());
     assert_eq!(app.verify_code(&secret).await, "valid");

@@ -527,7 +527,7 @@ async fn security_unknown_policy_errors_name_no_policies() {
             .json(&json!({"key": secret})),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
     assert!(
         !reply.body.to_string().contains("enterprise-secret-tier"),
         "{}",
@@ -615,7 +615,7 @@ workspaces = "*"
             .header("keygate-ratelimit-policy", "nope"),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
     assert!(
         !reply.body.to_string().contains("enterprise-secret-tier"),
         "{}",
