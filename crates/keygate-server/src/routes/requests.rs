@@ -14,6 +14,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiPath;
 use crate::state::AppState;
+use crate::usage::UsageOutcome;
 
 /// Which key made a request, by the `request-id` its answer carried.
 #[utoipa::path(get, path = "/v1/requests/{request_id}", tag = "usage",
@@ -34,12 +35,14 @@ pub async fn get_request(
         .ok_or(ApiError::NotFound("request"))?;
     // Every outcome the log holds was written by `UsageOutcome::as_str`; one this version
     // cannot name was written by a newer version.
-    let outcome = Outcome::parse(&entry.outcome).ok_or_else(|| {
-        ApiError::internal(format!(
-            "the request log holds an unknown outcome {:?}",
-            entry.outcome
-        ))
-    })?;
+    let outcome = UsageOutcome::parse(&entry.outcome)
+        .map(Outcome::from)
+        .ok_or_else(|| {
+            ApiError::internal(format!(
+                "the request log holds an unknown outcome {:?}",
+                entry.outcome
+            ))
+        })?;
     Ok(Json(RequestLogEntry {
         request_id: entry.request_id,
         workspace_id: entry.workspace_id,

@@ -108,9 +108,9 @@ pub async fn get_key_usage(
         // An outcome written by a newer version is counted as denied above, but has no name
         // this version can give it.
         by_outcome: ranked(
-            by_outcome
-                .into_iter()
-                .filter_map(|(outcome, counts)| Some((Outcome::parse(outcome)?, counts))),
+            by_outcome.into_iter().filter_map(|(outcome, counts)| {
+                Some((Outcome::from(UsageOutcome::parse(outcome)?), counts))
+            }),
             |outcome, counts| OutcomeUsage { outcome, counts },
         ),
         daily_average: daily_average(&totals, days),

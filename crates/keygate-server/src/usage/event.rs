@@ -66,6 +66,19 @@ impl UsageOutcome {
     }
 }
 
+impl From<UsageOutcome> for keygate_api::verdict::Outcome {
+    /// The wire form of a stored outcome: the one reader of stored outcomes is
+    /// [`UsageOutcome::parse`], and answers convert from it.
+    fn from(outcome: UsageOutcome) -> Self {
+        use keygate_api::verdict::{Outcome, Verdict};
+        match outcome {
+            UsageOutcome::Valid => Outcome::Valid,
+            UsageOutcome::Denied(denial) => Verdict::from(denial).into(),
+            UsageOutcome::Reported => Outcome::Reported,
+        }
+    }
+}
+
 impl From<Option<Denial>> for UsageOutcome {
     /// A check's verdict: no denial is `Valid`.
     fn from(denial: Option<Denial>) -> Self {
@@ -168,6 +181,12 @@ pub(super) mod tests {
             .chain(Denial::ALL.into_iter().map(UsageOutcome::Denied));
         for outcome in all {
             assert_eq!(UsageOutcome::parse(outcome.as_str()), Some(outcome));
+            // The wire form (`keygate_api::verdict::Outcome`) is the stored form.
+            let wire = keygate_api::verdict::Outcome::from(outcome);
+            assert_eq!(
+                serde_json::to_value(wire).expect("serialise"),
+                outcome.as_str()
+            );
         }
         for denial in Denial::ALL {
             assert_eq!(UsageOutcome::Denied(denial).as_str(), denial.code());
