@@ -46,6 +46,20 @@ fn ttl_json() -> Value {
     })
 }
 
+/// A key's lifetime as `keygate_core::expiry::resolve_expiry` reads it: `never`, or a whole
+/// number (leading zeros allowed) and a unit, more than zero and at most 100 years.
+const EXPIRES_IN_PATTERN: &str = "^(never|0*([1-9][0-9]{0,8}|[12][0-9]{9}|30[0-9]{8}|31[0-4][0-9]{7}|315[0-2][0-9]{6}|3153[0-5][0-9]{5}|3153600000)s|0*([1-9][0-9]{0,6}|[1-4][0-9]{7}|5[01][0-9]{6}|52[0-4][0-9]{5}|525[0-5][0-9]{4}|52560000)(m|min)|0*([1-9][0-9]{0,4}|[1-7][0-9]{5}|8[0-6][0-9]{4}|87[0-5][0-9]{3}|876000)h|0*([1-9][0-9]{0,3}|[12][0-9]{4}|3[0-5][0-9]{3}|36[0-4][0-9]{2}|36500)d|0*([1-9][0-9]{0,2}|[1-4][0-9]{3}|5[01][0-9]{2}|520[0-9]|521[0-4])w|0*([1-9][0-9]?|100)y)$";
+
+/// `expires_in` of creating, updating and importing a key (optional, `null` is the default).
+pub fn expires_in() -> RefOr<Schema> {
+    parsed(json!({
+        "type": ["string", "null"],
+        "description": "Expires this long from now: a whole number and a unit (`s`, `m`/`min`, `h`, `d`, `w`, `y` = 365 days), more than zero and at most 100 years, or `never`. Not together with `expires_at`.",
+        "pattern": EXPIRES_IN_PATTERN,
+        "example": "90d"
+    }))
+}
+
 /// `source_ip` of verify and reservations (optional, `null` is the default).
 pub fn source_ip() -> RefOr<Schema> {
     parsed(source_ip_json())
@@ -278,6 +292,34 @@ mod tests {
             }
         }
         assert!(checked > 100_000);
+    }
+
+    /// The pattern never allows what the server refuses (a schema-valid request rejected),
+    /// and allows every plain form the server takes.
+    #[test]
+    fn the_expires_in_pattern_accepts_exactly_what_the_server_accepts() {
+        let pattern = regex::Regex::new(EXPIRES_IN_PATTERN).expect("the pattern compiles");
+        let now = chrono::Utc::now();
+        let takes =
+            |text: &str| keygate_core::expiry::resolve_expiry(Some(text), None, now).is_ok();
+        let mut numbers: Vec<String> = (0..=1000).map(|n| n.to_string()).collect();
+        for limit in [3_153_600_000u64, 52_560_000, 876_000, 36_500, 5_214, 100] {
+            for n in limit.saturating_sub(3)..=limit + 3 {
+                numbers.push(n.to_string());
+                numbers.push(format!("00{n}"));
+            }
+        }
+        numbers.extend(["", "+1", "-1", "1.5", "18446744073709551616"].map(String::from));
+        let mut checked = 0;
+        for n in &numbers {
+            for unit in ["", "ms", "s", "m", "min", "h", "d", "w", "y", "M", "sec"] {
+                let text = format!("{n}{unit}");
+                assert_eq!(pattern.is_match(&text), takes(&text), "expires_in {text:?}");
+                checked += 1;
+            }
+        }
+        assert!(pattern.is_match("never") && takes("never"));
+        assert!(checked > 10_000);
     }
 
     #[test]

@@ -10,9 +10,12 @@
 //! - **utoipa** rather than aide/schemars: schemas are derived from the types, and operations
 //!   are declared next to each handler (`#[utoipa::path]`); `utoipa-axum` registers the handler
 //!   and its description in one call, so the router and the document come from one table.
-//! - **Strict requests, tolerant answers.** Request types deny unknown fields (a typo is an
-//!   error, not a silent default); response types accept unknown fields, so an older CLI keeps
-//!   working against a newer server.
+//! - **Strict requests, tolerant answers.** No type here denies unknown fields, so an older
+//!   CLI reads a newer server's answers, even where a field is added deep inside (`limits`).
+//!   The server is strict instead: its JSON extractor refuses a request field the type does
+//!   not have at any depth (a typo is an error, not a silent default), and the document marks
+//!   every request body's objects `additionalProperties: false`. Query strings are only ever
+//!   read by the server, so their types deny unknown parameters themselves.
 //! - Entities that travel as they are stored (`ApiKey`, `Project`, `Member`, `Workspace`,
 //!   limits, money) are keygate-core's own types, re-exported here with their schemas.
 

@@ -7,7 +7,6 @@ use utoipa::ToSchema;
 
 /// A new member of the workspace.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "ci deploy", "role": "service"}))]
 pub struct CreateMember {
     #[schema(value_type = Name)]

@@ -7,7 +7,6 @@ use keygate_core::text::Name;
 
 /// `POST /v1/projects`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "billing"}))]
 pub struct CreateProject {
     #[schema(value_type = Name)]

@@ -22,7 +22,6 @@ pub const MAX_TARGETS: usize = 16;
 // Documented as `CreateRoutingRuleBody`, which adds the condition on `split` weights.
 /// A new routing rule.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[schema(as = CreateRoutingRuleFields)]
 pub struct CreateRoutingRule {
     #[schema(value_type = Name)]
@@ -43,7 +42,6 @@ pub struct CreateRoutingRule {
 /// A change to a routing rule: only the fields sent change (`null` leaves a field as it is,
 /// except `description`, where it removes the description).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[schema(as = UpdateRoutingRuleFields)]
 pub struct UpdateRoutingRule {
     #[serde(skip_serializing_if = "Option::is_none")]

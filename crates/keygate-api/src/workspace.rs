@@ -25,7 +25,6 @@ pub struct Me {
 /// A change to the workspace's settings: only the fields sent change (`null` leaves a field as
 /// it is, except `credit_balance`, where it removes the balance).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "single_active_key": true,
     "default_rate_limits": [{"limit": 100, "window": "1m"}],

@@ -12,7 +12,6 @@ use crate::money::Micros;
 /// At most `limit` requests in any rolling window of `window_secs` seconds.
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RateWindow {
     /// At least 1.
     #[cfg_attr(feature = "schema", schema(schema_with = crate::schema::rate_limit_schema))]
@@ -137,7 +136,6 @@ fn midnight(day: NaiveDate) -> DateTime<Utc> {
 /// A token budget per reset period.
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TokenLimit {
     #[serde(deserialize_with = "crate::whole::whole_u64")]
     #[cfg_attr(feature = "schema", schema(schema_with = crate::schema::token_limit_schema))]
@@ -149,7 +147,6 @@ pub struct TokenLimit {
 /// A cost budget (USD) per reset period.
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CostLimit {
     pub limit: Micros,
     #[serde(default)]
@@ -159,7 +156,6 @@ pub struct CostLimit {
 /// Every limit a key can carry. An empty `rate_limits` means "the workspace default".
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct KeyLimits {
     /// At most 10 windows, all of which must pass.
     #[serde(default)]

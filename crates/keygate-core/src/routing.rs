@@ -27,7 +27,6 @@ pub enum RoutingMode {
 /// One provider a rule may send a request to.
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RoutingTarget {
     /// A provider name from the gateway config.
     #[cfg_attr(feature = "schema", schema(schema_with = crate::schema::provider_schema))]

@@ -34,8 +34,54 @@ where
             .await
             .map_err(|_| ApiError::TooLarge)?;
         json_object(&bytes)?;
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(ApiJson(value))
+        strict_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Reads a request body into `T`, refusing a field `T` does not have at any depth (a typo is
+/// an error, not a silent default). The wire types themselves accept unknown fields, so the
+/// CLI reading an answer from a newer server keeps working; strictness is the server's, and
+/// it lives here once. Errors name the field's path (`limits.token_limit.limit`).
+pub fn strict_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut unknown: Option<String> = None;
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let mut note = |path: serde_ignored::Path<'_>| {
+        unknown.get_or_insert_with(|| field_path(&path));
+    };
+    let read = serde_path_to_error::deserialize::<_, T>(serde_ignored::Deserializer::new(
+        &mut json, &mut note,
+    ));
+    let value = match read {
+        Ok(value) => value,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            return Err(match inner.classify() {
+                serde_json::error::Category::Data => ApiError::BadJson(format!(
+                    "The JSON has a wrong or missing field: {}",
+                    if path == "." {
+                        inner.to_string()
+                    } else {
+                        format!("{path}: {inner}")
+                    }
+                )),
+                _ => ApiError::BadJson(
+                    "The body is not valid JSON. Check quotes, commas and brackets.".into(),
+                ),
+            });
+        }
+    };
+    if json.end().is_err() {
+        return Err(ApiError::BadJson(
+            "The body has more after its JSON object.".into(),
+        ));
+    }
+    match unknown {
+        Some(path) => Err(ApiError::BadJson(format!(
+            "The JSON has a field this operation does not take: `{path}`. Check its spelling \
+             against /openapi.json."
+        ))),
+        None => Ok(value),
     }
 }
 
@@ -62,6 +108,24 @@ pub fn json_object(body: &[u8]) -> Result<(), ApiError> {
         Some(_) => Err(ApiError::BadJson(
             "The body must be a JSON object (`{…}`) with the fields the operation takes.".into(),
         )),
+    }
+}
+
+/// `limits.rate_limits.0.burst`: serde_ignored's path without its `?` steps for options
+/// and newtypes, which are not in the JSON.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    let (parent, step) = match path {
+        Path::Root => return String::new(),
+        Path::Seq { parent, index } => (*parent, index.to_string()),
+        Path::Map { parent, key } => (*parent, key.clone()),
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => return field_path(parent),
+    };
+    match field_path(parent) {
+        above if above.is_empty() => step,
+        above => format!("{above}.{step}"),
     }
 }
 

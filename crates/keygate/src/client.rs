@@ -100,17 +100,13 @@ impl Client {
             .map(drop)
     }
 
-    /// An answer (or a part of one) read into its contract type. Unknown fields are ignored;
-    /// what cannot be read at all means the server is not the Keygate this CLI speaks to.
+    /// An answer (or a part of one) read into its contract type. Unknown fields are ignored
+    /// at any depth. An answer that is JSON but does not fit (a newer server's new status,
+    /// say) is kept whole in the error, which prints it, so nothing the server said is lost.
     pub fn decode<R: DeserializeOwned>(&self, answer: &Value) -> Result<R, CliError> {
-        R::deserialize(answer).map_err(|e| {
-            CliError::failed_hint(
-                format!(
-                    "the server at {} answered with JSON this CLI cannot read: {e}",
-                    self.base
-                ),
-                "Is --url pointing at a Keygate server? If the server is newer, upgrade the CLI.",
-            )
+        R::deserialize(answer).map_err(|e| CliError::Unreadable {
+            answer: Box::new(answer.clone()),
+            cause: format!("{e} (server {})", self.base),
         })
     }
 

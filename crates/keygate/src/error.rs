@@ -37,6 +37,10 @@ pub enum CliError {
         message: String,
         hint: Option<String>,
     },
+    /// The server did what was asked, but its answer does not fit this CLI's types (a newer
+    /// server with a status or code this CLI has never heard of). The answer is printed as
+    /// JSON so that nothing in it is lost (a secret shown once, above all), then exit 1.
+    Unreadable { answer: Box<Value>, cause: String },
     /// The command already told the user why; only the exit code is left to give.
     Reported(u8),
 }
@@ -73,7 +77,7 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
             CliError::Usage { .. } => 2,
-            CliError::Api(_) | CliError::Failed { .. } => 1,
+            CliError::Api(_) | CliError::Failed { .. } | CliError::Unreadable { .. } => 1,
             CliError::Unreachable { .. } => 3,
             CliError::Reported(code) => *code,
         })
@@ -91,6 +95,7 @@ impl CliError {
                 ("unreachable", format!("cannot reach {url}: {cause}"))
             }
             CliError::Failed { message, .. } => ("failed", message.clone()),
+            CliError::Unreadable { cause, .. } => ("unreadable_answer", cause.clone()),
             CliError::Reported(_) => return None,
         };
         Some(json!({"error": {"code": code, "message": message, "request_id": null}}))
@@ -117,6 +122,13 @@ impl CliError {
                 }
                 Some((message, hint_for(failure)))
             }
+            CliError::Unreadable { cause, .. } => Some((
+                format!(
+                    "the server did this, but its answer (printed above as JSON) does not fit \
+                     this CLI: {cause}"
+                ),
+                Some("The server is newer than this CLI: upgrade the CLI.".into()),
+            )),
             CliError::Reported(_) => None,
         }
     }

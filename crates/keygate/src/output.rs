@@ -98,6 +98,9 @@ impl Output {
     }
 
     pub fn error(&self, error: &CliError) {
+        if let CliError::Unreadable { answer, .. } = error {
+            self.print_json(answer);
+        }
         if self.json {
             if let Some(value) = error.to_json() {
                 eprintln!("{value}");

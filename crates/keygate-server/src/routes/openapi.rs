@@ -170,7 +170,81 @@ pub(crate) fn document(rows: &[Row], gateway: Option<&Gateway>) -> Value {
             }
         }
     }
+    close_request_bodies(&mut doc);
     doc
+}
+
+/// Marks every object schema a management request body reaches `additionalProperties:
+/// false`, because `ApiJson` refuses unknown fields at any depth. The wire types themselves
+/// accept unknown fields (so the CLI can read a newer server's answers), which is why utoipa
+/// cannot see this from `deny_unknown_fields`. Answers that share a schema with a request
+/// (a key's `limits`) are described closed too: that is what this server sends. The AI
+/// endpoints' bodies stay open: they pass the provider's parameters through.
+fn close_request_bodies(doc: &mut Value) {
+    let mut reached: Vec<String> = Vec::new();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+            for operation in operation.values_mut() {
+                if operation.get("x-keygate-roles").is_none() {
+                    continue;
+                }
+                if let Some(schema) =
+                    operation.pointer_mut("/requestBody/content/application~1json/schema")
+                {
+                    close(schema, &mut reached);
+                }
+            }
+        }
+    }
+    let mut done = 0;
+    while done < reached.len() {
+        let name = reached[done].clone();
+        done += 1;
+        let mut found = Vec::new();
+        if let Some(schema) = doc["components"]["schemas"].get_mut(&name) {
+            close(schema, &mut found);
+        }
+        for name in found {
+            if !reached.contains(&name) {
+                reached.push(name);
+            }
+        }
+    }
+}
+
+/// Closes `schema` and the inline object schemas under it; the components it refers to are
+/// added to `refs` for the caller to close. Members of an `allOf` are left open: closing one
+/// would refuse the others' fields.
+fn close(schema: &mut Value, refs: &mut Vec<String>) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(name) = object
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+    {
+        refs.push(name.to_owned());
+        return;
+    }
+    if object.contains_key("properties") && !object.contains_key("additionalProperties") {
+        object.insert("additionalProperties".into(), json!(false));
+    }
+    if let Some(properties) = object.get_mut("properties").and_then(Value::as_object_mut) {
+        for property in properties.values_mut() {
+            close(property, refs);
+        }
+    }
+    if let Some(items) = object.get_mut("items") {
+        close(items, refs);
+    }
+    for choice in ["oneOf", "anyOf"] {
+        if let Some(choices) = object.get_mut(choice).and_then(Value::as_array_mut) {
+            for schema in choices {
+                close(schema, refs);
+            }
+        }
+    }
 }
 
 /// Operations whose handler also accepts no body at all (or an empty one), as (method, path).

@@ -113,3 +113,58 @@ async fn every_response_has_a_request_id() {
     assert!(health.headers().get("request-id").is_some());
     assert_eq!(health.status(), StatusCode::OK);
 }
+
+/// The wire types accept unknown fields (so an older CLI reads a newer server's answers), and
+/// the server refuses them in a request at any depth, naming the field, so a typo inside
+/// `limits` is an error rather than a silent default.
+#[tokio::test]
+async fn a_field_the_operation_does_not_take_is_refused_at_any_depth() {
+    let app = TestApp::spawn().await;
+    for (body, path) in [
+        (json!({"name": "a", "surprise": 1}), "surprise"),
+        (
+            json!({"name": "b", "limits": {"rate_limits": [], "colour": "red"}}),
+            "limits.colour",
+        ),
+        (
+            json!({"name": "c", "limits": {"token_limit": {"limit": 5, "resett": "daily"}}}),
+            "limits.token_limit.resett",
+        ),
+        (
+            json!({"name": "d", "limits": {"rate_limits": [{"limit": 5, "window": "1m", "burst": 9}]}}),
+            "limits.rate_limits.0.burst",
+        ),
+    ] {
+        let reply = app.owner_post("/v1/keys", body.clone()).await;
+        reply.assert_error(StatusCode::BAD_REQUEST, "invalid_json");
+        let message = reply.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(&format!("`{path}`")), "{body} → {message}");
+    }
+    let listed = app.owner_get("/v1/keys").await;
+    assert_eq!(listed.body["items"], json!([]), "nothing was created");
+
+    let key = app.owner_post("/v1/keys", json!({"name": "e"})).await;
+    let id = key.body["id"].as_str().unwrap_or_default().to_owned();
+    app.owner_call(
+        Method::PATCH,
+        &format!("/v1/keys/{id}"),
+        Some(json!({"limits": {"cost_limit": {"limit": "1.00", "currency": "EUR"}}})),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
+    let rule = app
+        .owner_post(
+            "/v1/routing-rules",
+            json!({"name": "r", "mode": "fallback",
+                   "targets": [{"provider": "openai", "region": "eu"}]}),
+        )
+        .await;
+    assert_eq!(rule.status, StatusCode::BAD_REQUEST, "{}", rule.body);
+    assert!(
+        rule.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`targets.0.region`")),
+        "{}",
+        rule.body
+    );
+}

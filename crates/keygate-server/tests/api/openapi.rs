@@ -308,3 +308,48 @@ async fn the_ai_gateway_is_documented_when_it_serves() {
     .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
 }
+
+/// The server refuses unknown request fields at any depth (`ApiJson`), while the wire types
+/// accept them for the CLI's sake; the document says what the server does: every object a
+/// management request body reaches is closed, and the AI bodies, which pass provider
+/// parameters through, stay open.
+#[tokio::test]
+async fn request_bodies_are_closed_at_every_depth() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let schemas = &doc["components"]["schemas"];
+    for name in [
+        "CreateKey",
+        "UpdateKey",
+        "KeyLimits",
+        "RateWindow",
+        "TokenLimit",
+        "CostLimit",
+        "VerifyRequest",
+    ] {
+        assert_eq!(
+            schemas[name]["additionalProperties"],
+            json!(false),
+            "{name}: {}",
+            schemas[name]
+        );
+    }
+    assert!(!valid_as(
+        &doc,
+        "CreateKey",
+        &json!({"name": "x", "limits": {"colour": "red"}})
+    ));
+    assert!(valid_as(
+        &doc,
+        "CreateKey",
+        &json!({"name": "x", "limits": {"rate_limits": [{"limit": 5, "window": "1m"}]}})
+    ));
+
+    let setup = crate::gateway_ai::ai_app().await;
+    let doc = document(&setup.app).await;
+    assert!(valid_as(
+        &doc,
+        "ChatCompletionRequest",
+        &json!({"model": "gpt-test", "a_provider_parameter": true})
+    ));
+}

@@ -91,6 +91,7 @@ async fn resolve_key(ctx: &Context, reference: &str) -> Result<Found, CliError> 
 
 #[cfg(test)]
 mod tests {
+    use crate::error::CliError;
     use keygate_api::keys::{IssuedKey, KeyPage};
     use keygate_api::ApiKey;
     use serde_json::json;
@@ -101,7 +102,10 @@ mod tests {
         json!({
             "id": "key_a", "workspace_id": "ws_a", "name": "svc", "description": null,
             "environment": "live", "scope": "all", "permissions": [], "expires_at": null,
-            "status": "active", "metadata": {}, "limits": {"rate_limits": []},
+            "status": "active", "metadata": {},
+            "limits": {"rate_limits": [{"limit": 5, "window": 60, "burst": 2}],
+                       "token_limit": {"limit": 9, "reset": "daily", "rollover": true},
+                       "concurrency": {"max": 3}},
             "routing_rule_id": null, "display": "kg_live_ab12…mn34", "legacy": false,
             "created_by": "mem_a", "created_at": "2026-01-31T12:00:00Z",
             "updated_at": "2026-01-31T12:00:00Z", "last_used_at": null, "version": 1,
@@ -124,5 +128,25 @@ mod tests {
         )
         .expect("a page");
         assert_eq!(page.items.len(), 1);
+    }
+
+    /// A value this CLI has never heard of (a newer server's key status) cannot be read into
+    /// its types; the error keeps the whole answer, which is printed, so a secret in it is
+    /// not lost.
+    #[test]
+    fn an_answer_that_does_not_fit_is_kept_whole() {
+        let client =
+            crate::client::Client::with_token("http://127.0.0.1:1", "t".into()).expect("a client");
+        let mut issued = newer_key();
+        issued["status"] = json!("quarantined");
+        issued["secret"] = json!("kg_live_secret");
+        issued["warning"] = json!("shown once");
+        match client.decode::<IssuedKey>(&issued) {
+            Err(CliError::Unreadable { answer, cause }) => {
+                assert_eq!(answer["secret"], "kg_live_secret");
+                assert!(cause.contains("quarantined"), "{cause}");
+            }
+            other => panic!("expected an unreadable answer, got {other:?}"),
+        }
     }
 }
