@@ -1,28 +1,36 @@
 //! `/v1/routing-rules`: how the AI gateway routes a key's requests. The rule itself travels as
 //! keygate-core's [`RoutingRule`].
 //!
-//! A rule's fields are checked together (`keygate_core::routing::validate_targets`): in
-//! `split` mode every weight must be at least 1, which no one field's schema can say. The
-//! request schemas therefore add that condition on the whole body ([`CreateRoutingRuleBody`],
-//! [`UpdateRoutingRuleBody`]); [`constrain`] is how more such conditions are added (the AI
-//! gateway adds the providers and priced models its config allows).
+//! Every rule the server checks on a target (`keygate_core::routing::validate_targets`) is said
+//! on the target's own fields, so a body's schema never depends on the rule's stored mode.
+//! [`constrain`] adds conditions on a whole body where a field's schema cannot say them: the
+//! AI gateway narrows providers and models to those its config allows, and key bodies allow
+//! only one of `expires_in` and `expires_at`.
 
 use keygate_core::text::{Description, Name};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::ToSchema;
 
 pub use keygate_core::routing::{RoutingMode, RoutingRule, RoutingTarget};
 
 /// Most targets one rule holds.
 pub const MAX_TARGETS: usize = 16;
 
-// Documented as `CreateRoutingRuleBody`, which adds the condition on `split` weights.
 /// A new routing rule.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(as = CreateRoutingRuleFields)]
+#[schema(example = json!({
+    "name": "chat",
+    "description": "OpenAI first, Azure when it fails.",
+    "mode": "fallback",
+    "targets": [
+        {"provider": "openai"},
+        {"provider": "azure", "models": {"gpt-4o": "gpt-4o-eu"}}
+    ],
+    "default": true
+}))]
 pub struct CreateRoutingRule {
     #[schema(value_type = Name)]
     pub name: String,
@@ -38,11 +46,13 @@ pub struct CreateRoutingRule {
     pub default: bool,
 }
 
-// Documented as `UpdateRoutingRuleBody`, which adds the condition on `split` weights.
 /// A change to a routing rule: only the fields sent change (`null` leaves a field as it is,
 /// except `description`, where it removes the description).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[schema(as = UpdateRoutingRuleFields)]
+#[schema(example = json!({"mode": "split", "targets": [
+    {"provider": "openai", "weight": 70},
+    {"provider": "azure", "weight": 30}
+]}))]
 pub struct UpdateRoutingRule {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Name>)]
@@ -64,88 +74,6 @@ pub struct UpdateRoutingRule {
     pub default: Option<bool>,
 }
 
-/// Every weight at least 1, for the `targets` of a body.
-fn weights_at_least_one() -> Value {
-    json!({"properties": {"targets": {"items": {"properties": {"weight": {"minimum": 1}}}}}})
-}
-
-/// The schema of `POST /v1/routing-rules`' body: [`CreateRoutingRule`]'s fields, and in
-/// `split` mode every weight at least 1.
-pub struct CreateRoutingRuleBody;
-
-impl PartialSchema for CreateRoutingRuleBody {
-    fn schema() -> RefOr<Schema> {
-        let mut schema = CreateRoutingRule::schema();
-        constrain(
-            &mut schema,
-            json!({
-                "if": {"properties": {"mode": {"const": "split"}}},
-                "then": weights_at_least_one()
-            }),
-        );
-        set_example(
-            &mut schema,
-            json!({
-                "name": "chat",
-                "description": "OpenAI first, Azure when it fails.",
-                "mode": "fallback",
-                "targets": [
-                    {"provider": "openai"},
-                    {"provider": "azure", "models": {"gpt-4o": "gpt-4o-eu"}}
-                ],
-                "default": true
-            }),
-        );
-        schema
-    }
-}
-
-impl ToSchema for CreateRoutingRuleBody {
-    fn name() -> std::borrow::Cow<'static, str> {
-        "CreateRoutingRule".into()
-    }
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        CreateRoutingRule::schemas(schemas);
-    }
-}
-
-/// The schema of `PATCH /v1/routing-rules/{id}`'s body: [`UpdateRoutingRule`]'s fields, and
-/// every weight at least 1 unless the body sets `mode` to `fallback`. (The server checks the
-/// weights against the mode the rule will have, which may be the stored one, so a body that
-/// sends weights of 0 without `"mode": "fallback"` to a fallback rule is accepted although
-/// this schema refuses it: the schema is the stricter of the two.)
-pub struct UpdateRoutingRuleBody;
-
-impl PartialSchema for UpdateRoutingRuleBody {
-    fn schema() -> RefOr<Schema> {
-        let mut schema = UpdateRoutingRule::schema();
-        constrain(
-            &mut schema,
-            json!({
-                "if": {"required": ["mode"], "properties": {"mode": {"const": "fallback"}}},
-                "else": weights_at_least_one()
-            }),
-        );
-        set_example(
-            &mut schema,
-            json!({"mode": "split", "targets": [
-                {"provider": "openai", "weight": 70},
-                {"provider": "azure", "weight": 30}
-            ]}),
-        );
-        schema
-    }
-}
-
-impl ToSchema for UpdateRoutingRuleBody {
-    fn name() -> std::borrow::Cow<'static, str> {
-        "UpdateRoutingRule".into()
-    }
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        UpdateRoutingRule::schemas(schemas);
-    }
-}
-
 /// Adds `condition` to an object schema: the body must satisfy it as well as the schema's own
 /// properties (kept in an `allOf`, so conditions added by different callers never replace
 /// each other).
@@ -159,11 +87,5 @@ pub fn constrain(schema: &mut RefOr<Schema>, condition: Value) {
         None => {
             extensions.insert("allOf".into(), Value::Array(vec![condition]));
         }
-    }
-}
-
-fn set_example(schema: &mut RefOr<Schema>, example: Value) {
-    if let RefOr::T(Schema::Object(object)) = schema {
-        object.example = Some(example);
     }
 }

@@ -86,7 +86,7 @@ mod tests {
     //! describe, character by character and at their length limits.
 
     use super::*;
-    use keygate_core::routing::{validate_targets, RoutingMode, RoutingTarget};
+    use keygate_core::routing::{validate_targets, RoutingTarget};
     use keygate_core::text::Description;
     use regex::Regex;
     use serde_json::Value;
@@ -246,7 +246,7 @@ mod tests {
                 weight: 1,
                 models: Default::default(),
             };
-            let accepted = validate_targets(RoutingMode::Fallback, &[target]).is_ok();
+            let accepted = validate_targets(&[target]).is_ok();
             assert_eq!(documented, accepted, "{text:?}");
         }
     }

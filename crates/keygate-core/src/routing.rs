@@ -77,7 +77,7 @@ pub enum RoutingError {
     EmptyProvider(usize),
     #[error("target {0}: provider {1:?} is listed twice")]
     DuplicateProvider(usize, String),
-    #[error("target {0}: in split mode every weight must be at least 1")]
+    #[error("target {0}: a weight is at least 1")]
     ZeroWeight(usize),
     #[error("target {0}: model names must be 1 to 200 characters")]
     BadModel(usize),
@@ -90,8 +90,10 @@ pub const MAX_PROVIDER_CHARS: usize = 64;
 /// Most model mappings one target may hold.
 pub const MAX_MODELS_PER_TARGET: usize = 100;
 
-/// Checks the targets a member sent for a rule.
-pub fn validate_targets(mode: RoutingMode, targets: &[RoutingTarget]) -> Result<(), RoutingError> {
+/// Checks the targets a member sent for a rule. Weights are at least 1 in every mode
+/// (`fallback` ignores them): a rule that may later switch to `split` is valid as it stands,
+/// and the document can say so on the field alone, whatever mode a PATCH leaves the rule in.
+pub fn validate_targets(targets: &[RoutingTarget]) -> Result<(), RoutingError> {
     if targets.is_empty() || targets.len() > 16 {
         return Err(RoutingError::TargetCount);
     }
@@ -103,7 +105,7 @@ pub fn validate_targets(mode: RoutingMode, targets: &[RoutingTarget]) -> Result<
         if targets[..i].iter().any(|t| t.provider == target.provider) {
             return Err(RoutingError::DuplicateProvider(i, target.provider.clone()));
         }
-        if mode == RoutingMode::Split && target.weight == 0 {
+        if target.weight == 0 {
             return Err(RoutingError::ZeroWeight(i));
         }
         if target.models.len() > MAX_MODELS_PER_TARGET {
@@ -172,17 +174,18 @@ mod tests {
 
     #[test]
     fn targets_are_validated() {
-        assert_eq!(
-            validate_targets(RoutingMode::Fallback, &[]),
-            Err(RoutingError::TargetCount)
-        );
+        assert_eq!(validate_targets(&[]), Err(RoutingError::TargetCount));
         assert!(matches!(
-            validate_targets(RoutingMode::Split, &[target("a", 0)]),
+            validate_targets(&[target("a", 0)]),
             Err(RoutingError::ZeroWeight(0))
         ));
-        assert!(validate_targets(RoutingMode::Fallback, &[target("a", 0)]).is_ok());
+        assert_eq!(
+            validate_targets(&[target("a", 0)]),
+            Err(RoutingError::ZeroWeight(0)),
+            "in fallback mode too"
+        );
         assert!(matches!(
-            validate_targets(RoutingMode::Fallback, &[target("a", 1), target("a", 1)]),
+            validate_targets(&[target("a", 1), target("a", 1)]),
             Err(RoutingError::DuplicateProvider(1, _))
         ));
     }
@@ -191,7 +194,7 @@ mod tests {
     fn security_stored_rule_strings_are_bounded() {
         let long = "p".repeat(MAX_PROVIDER_CHARS + 1);
         assert_eq!(
-            validate_targets(RoutingMode::Fallback, &[target(&long, 1)]),
+            validate_targets(&[target(&long, 1)]),
             Err(RoutingError::EmptyProvider(0))
         );
         let mut many = target("a", 1);
@@ -199,7 +202,7 @@ mod tests {
             .map(|i| (format!("m{i}"), "x".to_string()))
             .collect();
         assert_eq!(
-            validate_targets(RoutingMode::Fallback, &[many]),
+            validate_targets(&[many]),
             Err(RoutingError::TooManyModels(0))
         );
     }

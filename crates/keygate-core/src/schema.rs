@@ -99,9 +99,9 @@ fn provider() -> Value {
 /// schema, which knows the mode).
 fn weight() -> Value {
     json!({
-        "description": "Share of traffic in `split` mode (any positive integers: 70/30, 7/3), where it must be at least 1. Ignored by `fallback`.",
+        "description": "Share of traffic in `split` mode (any positive integers: 70/30, 7/3). At least 1 in every mode; ignored by `fallback`.",
         "type": "integer",
-        "minimum": 0,
+        "minimum": 1,
         "maximum": u32::MAX,
         "default": 1,
         "example": 70

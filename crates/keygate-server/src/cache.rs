@@ -8,12 +8,18 @@
 //! and invalidation takes the exclusive lock, so a fill either finishes before the
 //! invalidation (and is removed by it) or starts after the commit (and reads the new state).
 //! Hits take no lock.
+//!
+//! Across nodes, every cache serves hits only while its node holds a [`Lease`]: proof, renewed
+//! by the invalidation channel, that the node has seen every change published up to a recent
+//! moment (`invalidation/mod.rs` says how that bounds revocation lag). Without the lease a
+//! cache reads through to the store and keeps nothing.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::RwLock;
 
@@ -29,12 +35,60 @@ pub trait Owned {
     }
 }
 
+/// Until when this node may serve what it cached, on its own monotonic clock. A single node
+/// (no Redis) holds a lease that never ends: every change goes through it. A node of a
+/// cluster holds one only while its invalidation channel keeps renewing it.
+#[derive(Debug)]
+pub struct Lease {
+    origin: Instant,
+    /// Milliseconds since `origin`; `u64::MAX` for a lease that never ends.
+    until_ms: AtomicU64,
+}
+
+impl Lease {
+    /// A lease that never ends (one node: nothing can change behind its back).
+    pub fn forever() -> Arc<Lease> {
+        Arc::new(Lease {
+            origin: Instant::now(),
+            until_ms: AtomicU64::new(u64::MAX),
+        })
+    }
+
+    /// A lease that has ended until it is renewed.
+    pub fn ended() -> Arc<Lease> {
+        Arc::new(Lease {
+            origin: Instant::now(),
+            until_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// Now, in this lease's milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.now_ms() < self.until_ms.load(Ordering::Acquire)
+    }
+
+    /// Extends the lease to `until_ms` (never shortens it).
+    pub fn renew_until(&self, until_ms: u64) {
+        self.until_ms.fetch_max(until_ms, Ordering::AcqRel);
+    }
+
+    /// Ends the lease now (the channel was lost).
+    pub fn end(&self) {
+        self.until_ms.store(0, Ordering::Release);
+    }
+}
+
 /// A cache of `K → Option<V>` (absent values are cached too) that stays coherent with
 /// changes made through this process.
 pub struct CoherentCache<K, V> {
     entries: moka::sync::Cache<K, Option<Arc<V>>>,
     by_owner: Mutex<HashMap<String, Vec<K>>>,
     fill: RwLock<()>,
+    lease: Arc<Lease>,
 }
 
 impl<K, V> CoherentCache<K, V>
@@ -42,7 +96,7 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Owned + Send + Sync + 'static,
 {
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
+    pub fn new(capacity: u64, ttl: Duration, lease: Arc<Lease>) -> Self {
         Self {
             entries: moka::sync::Cache::builder()
                 .max_capacity(capacity)
@@ -50,15 +104,20 @@ where
                 .build(),
             by_owner: Mutex::new(HashMap::new()),
             fill: RwLock::new(()),
+            lease,
         }
     }
 
     /// The cached value, or the one `load` reads (then cached). `Ok(None)` is "does not exist".
+    /// Without the lease, always `load`, and nothing is kept.
     pub async fn get_or_load<E, F, Fut>(&self, key: &K, load: F) -> Result<Option<Arc<V>>, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<V>, E>>,
     {
+        if !self.lease.is_held() {
+            return Ok(load().await?.map(Arc::new));
+        }
         if let Some(hit) = self.entries.get(key) {
             return Ok(hit);
         }
@@ -123,7 +182,8 @@ mod tests {
 
     #[tokio::test]
     async fn hits_avoid_the_loader_and_invalidation_forces_a_reload() {
-        let cache: CoherentCache<u32, Val> = CoherentCache::new(100, Duration::from_secs(60));
+        let cache: CoherentCache<u32, Val> =
+            CoherentCache::new(100, Duration::from_secs(60), Lease::forever());
         let first = cache
             .get_or_load(&1, || async { Ok::<_, ()>(Some(Val("a", 1))) })
             .await
@@ -143,8 +203,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn without_the_lease_every_read_goes_to_the_store() {
+        let lease = Lease::ended();
+        let cache: CoherentCache<u32, Val> =
+            CoherentCache::new(100, Duration::from_secs(60), lease.clone());
+        for n in 1..=2 {
+            let read = cache
+                .get_or_load(&1, || async move { Ok::<_, ()>(Some(Val("a", n))) })
+                .await
+                .expect("load");
+            assert_eq!(
+                read.as_deref(),
+                Some(&Val("a", n)),
+                "read {n} was not cached"
+            );
+        }
+        lease.renew_until(lease.now_ms() + 60_000);
+        assert!(lease.is_held());
+        let first = cache
+            .get_or_load(&1, || async { Ok::<_, ()>(Some(Val("a", 3))) })
+            .await
+            .expect("load");
+        let hit = cache
+            .get_or_load(&1, || async { Ok::<_, ()>(Some(Val("a", 4))) })
+            .await
+            .expect("hit");
+        assert_eq!(
+            (first.as_deref(), hit.as_deref()),
+            (Some(&Val("a", 3)), Some(&Val("a", 3)))
+        );
+        lease.end();
+        let after = cache
+            .get_or_load(&1, || async { Ok::<_, ()>(Some(Val("a", 5))) })
+            .await
+            .expect("load");
+        assert_eq!(
+            after.as_deref(),
+            Some(&Val("a", 5)),
+            "an ended lease serves no hit"
+        );
+    }
+
+    #[tokio::test]
     async fn absent_values_are_cached_until_invalidated() {
-        let cache: CoherentCache<u32, Val> = CoherentCache::new(100, Duration::from_secs(60));
+        let cache: CoherentCache<u32, Val> =
+            CoherentCache::new(100, Duration::from_secs(60), Lease::forever());
         let none = cache
             .get_or_load(&7, || async { Ok::<_, ()>(None) })
             .await

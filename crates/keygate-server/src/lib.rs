@@ -13,7 +13,9 @@
 //! * **Authenticate before any work** (§4): the caller's token and role are checked before a
 //!   body is read, an idempotent answer replayed or a row written.
 //! * **Caches never serve a change's old state** (§8): keys, members and workspaces are cached
-//!   per node and invalidated before a change is acknowledged, and across nodes through Redis.
+//!   per node and invalidated before a change is acknowledged; across nodes, a node serves
+//!   its cache only while it holds a lease renewed through Redis, and a change is
+//!   acknowledged once every live node has dropped it or lost its lease (`invalidation`).
 //! * **Usage is recorded off the request path** (§9): a full buffer drops and counts events
 //!   rather than slow a request; a crash loses at most one flush interval of usage, never an
 //!   audit row.
@@ -121,6 +123,7 @@ pub async fn prepare(
     } else {
         None
     };
+    let lease = broadcaster.lease();
     let state = AppState::new(StateParts {
         store,
         limiter,
@@ -135,7 +138,7 @@ pub async fn prepare(
             .clone()
             .map(|config| {
                 config.check_reserved(&routes::reserved_paths())?;
-                gateway::Gateway::new(config, settings.key_cache_ttl)
+                gateway::Gateway::new(config, settings.key_cache_ttl, lease.clone())
             })
             .transpose()?,
     });

@@ -69,6 +69,7 @@ pub struct StateParts {
 impl AppState {
     pub fn new(parts: StateParts) -> Self {
         let ttl = parts.key_cache_ttl;
+        let lease = parts.broadcaster.lease();
         Self(Arc::new(AppInner {
             last_used: Arc::new(LastUsed::new(parts.store.clone())),
             usage: Arc::new(UsageRecorder::new(parts.store.clone(), parts.usage)),
@@ -76,11 +77,11 @@ impl AppState {
             limiter: parts.limiter,
             secret: parts.secret,
             clock: parts.clock,
-            keys: CoherentCache::new(200_000, ttl),
-            members: CoherentCache::new(10_000, ttl),
-            workspaces: CoherentCache::new(10_000, ttl),
-            projects: CoherentCache::new(10_000, ttl),
-            legacy: CoherentCache::new(10_000, ttl),
+            keys: CoherentCache::new(200_000, ttl, lease.clone()),
+            members: CoherentCache::new(10_000, ttl, lease.clone()),
+            workspaces: CoherentCache::new(10_000, ttl, lease.clone()),
+            projects: CoherentCache::new(10_000, ttl, lease.clone()),
+            legacy: CoherentCache::new(10_000, ttl, lease.clone()),
             metrics: Metrics::default(),
             broadcaster: Arc::new(parts.broadcaster),
             max_body_bytes: parts.max_body_bytes,

@@ -10,7 +10,7 @@ use keygate_core::routing::RoutingRule;
 use keygate_store::Store;
 
 use super::config::{ConfigError, GatewayConfig};
-use crate::cache::{CoherentCache, Owned};
+use crate::cache::{CoherentCache, Lease, Owned};
 use crate::error::ApiError;
 
 /// The gateway's runtime: its config, one pooled HTTP client for every upstream, and a cache
@@ -29,8 +29,13 @@ impl Owned for RoutingRule {
 }
 
 impl Gateway {
-    /// `rule_ttl` bounds how long a rule changed on another node can go unseen here.
-    pub fn new(config: GatewayConfig, rule_ttl: Duration) -> Result<Self, ConfigError> {
+    /// `rule_ttl` bounds how long a rule changed on another node can go unseen here when the
+    /// nodes share no Redis; with Redis, `lease` is the node's (see `invalidation`).
+    pub fn new(
+        config: GatewayConfig,
+        rule_ttl: Duration,
+        lease: Arc<Lease>,
+    ) -> Result<Self, ConfigError> {
         // Redirects are the client's business: a proxy that followed them would change the
         // answer. System proxy variables are ignored so an upstream on loopback is reached
         // directly, whatever the environment of the server.
@@ -45,7 +50,7 @@ impl Gateway {
         Ok(Self {
             config,
             client,
-            rules: CoherentCache::new(10_000, rule_ttl),
+            rules: CoherentCache::new(10_000, rule_ttl, lease),
         })
     }
 

@@ -11,14 +11,17 @@ use crate::state::AppState;
 /// 200 when the store answers; load balancers poll this.
 pub async fn healthz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     state.store.ping().await?;
-    Ok(Json(
-        serde_json::json!({"status": "ok", "store": state.store.backend()}),
-    ))
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "store": state.store.backend(),
+        "invalidation": state.broadcaster.health(),
+    })))
 }
 
 /// Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     state.usage.render_metrics(&mut text);
+    state.broadcaster.render_metrics(&mut text);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

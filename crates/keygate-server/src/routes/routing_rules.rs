@@ -13,9 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use keygate_api::routing::{
-    CreateRoutingRule, CreateRoutingRuleBody, UpdateRoutingRule, UpdateRoutingRuleBody,
-};
+use keygate_api::routing::{CreateRoutingRule, UpdateRoutingRule};
 use keygate_api::Items;
 use keygate_core::ids;
 use keygate_core::routing::{validate_targets, RoutingRule};
@@ -32,7 +30,7 @@ use crate::state::AppState;
 /// Create a routing rule. With AI providers configured, it may name only those providers and
 /// map models only to priced ones.
 #[utoipa::path(post, path = "/v1/routing-rules", tag = "routing rules",
-    request_body = CreateRoutingRuleBody,
+    request_body = CreateRoutingRule,
     responses((status = 201, description = "The new rule.", body = RoutingRule)))]
 pub async fn create_routing_rule(
     State(state): State<AppState>,
@@ -94,7 +92,7 @@ pub async fn get_routing_rule(
 /// Change a routing rule: only the fields sent change.
 #[utoipa::path(patch, path = "/v1/routing-rules/{id}", tag = "routing rules",
     params(("id" = String, Path, description = "The rule's id (`rr_…`).")),
-    request_body = UpdateRoutingRuleBody,
+    request_body = UpdateRoutingRule,
     responses((status = 200, description = "The rule as changed.", body = RoutingRule)))]
 pub async fn update_routing_rule(
     State(state): State<AppState>,
@@ -177,8 +175,7 @@ pub async fn delete_routing_rule(
 }
 
 fn check_targets(state: &AppState, rule: &RoutingRule) -> Result<(), ApiError> {
-    validate_targets(rule.mode, &rule.targets)
-        .map_err(|e| ApiError::invalid(format!("targets: {e}")))?;
+    validate_targets(&rule.targets).map_err(|e| ApiError::invalid(format!("targets: {e}")))?;
     let ai = state.gateway.as_ref().and_then(|g| g.config.ai.as_ref());
     if let Some(ai) = ai {
         if let Some(unknown) = rule

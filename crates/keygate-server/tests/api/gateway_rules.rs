@@ -57,6 +57,7 @@ async fn routing_rules_are_managed_by_writers_read_by_viewers_and_audited() {
         json!({"name": "x", "mode": "fallback", "targets": []}),
         json!({"name": "x", "mode": "fallback", "targets": [{"provider": "nobody"}]}),
         json!({"name": "x", "mode": "split", "targets": [{"provider": "alpha", "weight": 0}]}),
+        json!({"name": "x", "mode": "fallback", "targets": [{"provider": "alpha", "weight": 0}]}),
         json!({"name": "x", "mode": "sideways", "targets": [{"provider": "alpha"}]}),
     ] {
         let reply = app.owner_post("/v1/routing-rules", bad.clone()).await;

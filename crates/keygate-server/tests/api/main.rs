@@ -19,6 +19,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod openapi;
+mod revocation_redis;
 mod roles;
 mod rotation;
 mod security_ai;

@@ -280,8 +280,14 @@ async fn the_ai_gateway_is_documented_when_it_serves() {
     assert!(!rule(
         json!({"name": "r", "mode": "split", "targets": [{"provider": "alpha", "weight": 0}]})
     ));
-    assert!(rule(
+    // At least 1 in every mode: the schema of a PATCH cannot know the rule's stored mode.
+    assert!(!rule(
         json!({"name": "r", "mode": "fallback", "targets": [{"provider": "alpha", "weight": 0}]})
+    ));
+    assert!(!valid_as(
+        &doc,
+        "UpdateRoutingRule",
+        &json!({"targets": [{"provider": "alpha", "weight": 0}]})
     ));
     assert!(!rule(
         json!({"name": "r", "mode": "fallback", "targets": [{"provider": "alpha", "models": {"gpt-test": "unpriced"}}]})
