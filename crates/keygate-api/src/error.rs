@@ -39,6 +39,9 @@ pub enum ErrorCode {
     SpendCapReached,
     InsufficientCredits,
     LimiterUnavailable,
+    /// The database cannot be reached right now (503, `Retry-After`); keys a node has cached
+    /// keep verifying meanwhile.
+    StoreUnavailable,
     // The management API.
     Unauthenticated,
     InsufficientRole,

@@ -64,6 +64,9 @@ pub enum ApiError {
     /// The limiter cannot be reached: fail closed.
     #[error("limiter unavailable: {0}")]
     LimiterUnavailable(String),
+    /// The store cannot be reached (the text, for the log, says why).
+    #[error("store unavailable: {0}")]
+    StoreUnavailable(String),
     /// Gateway: the upstream could not be reached or broke the connection (the text, for the
     /// log, names which and why).
     #[error("upstream unavailable: {0}")]
@@ -169,6 +172,12 @@ impl ApiError {
                 ErrorCode::from(Denial::LimiterUnavailable),
                 Denial::LimiterUnavailable.message().to_string(),
             ),
+            StoreUnavailable(_) => (
+                503,
+                ErrorCode::StoreUnavailable,
+                "The database cannot be reached right now. Retry shortly; keys already in use keep verifying meanwhile."
+                    .to_string(),
+            ),
             UpstreamUnavailable(_) => (
                 502,
                 ErrorCode::UpstreamUnavailable,
@@ -265,6 +274,7 @@ impl From<StoreError> for ApiError {
             StoreError::BadCursor => ApiError::invalid(
                 "The pagination cursor is not valid. Use the next_cursor of a previous page.",
             ),
+            other if other.is_unavailable() => ApiError::StoreUnavailable(other.to_string()),
             other => ApiError::internal(other),
         }
     }

@@ -48,4 +48,29 @@ pub enum StoreError {
     BadCursor,
 }
 
+impl StoreError {
+    /// The database could not be reached or is not taking connections (refused, reset, the
+    /// pool gave up waiting, the server shutting down): the server answers 503
+    /// `store_unavailable` and the client may retry. Anything else about the database is a
+    /// failure of ours (500).
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // SQLSTATE class 08 (connection exception), 57P01-57P03 (shutting down, cannot
+            // connect now), 53300 (too many connections).
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+            }),
+            _ => false,
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -17,7 +17,10 @@ const MAX_CONNECTIONS: u32 = 16;
 pub(crate) async fn open(url: &str) -> StoreResult<SqlStore> {
     let pool = AnyPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
-        .acquire_timeout(Duration::from_secs(10))
+        // How long a request waits for a connection before it is answered 503
+        // `store_unavailable`: long enough for a burst, short enough that an unreachable
+        // database is said promptly.
+        .acquire_timeout(Duration::from_secs(5))
         .connect(url)
         .await
         .map_err(db_error)?;

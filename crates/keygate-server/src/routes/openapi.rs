@@ -338,7 +338,7 @@ fn complete(method: &str, operation: &mut Value, roles: Option<&str>) {
         // every operation, so a client handles it (and a contract test expects it) anywhere.
         (
             "503",
-            "A backend Keygate needs is unavailable (the limiter: `limiter_unavailable`, Keygate fails closed); retry after `Retry-After` seconds.",
+            "A backend Keygate needs is unavailable: the limiter (`limiter_unavailable`, Keygate fails closed) or the database (`store_unavailable`); retry after `Retry-After` seconds.",
         ),
     ];
     // An id in the path that names nothing in this workspace (another workspace's ids

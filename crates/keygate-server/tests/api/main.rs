@@ -27,6 +27,7 @@ mod security_auth;
 mod security_gateway;
 mod security_input;
 mod security_reservations;
+mod store_outage_postgres;
 mod upstream;
 mod usage;
 mod verify;
