@@ -290,9 +290,10 @@ async fn security_redis_bucketed_windows_keep_bounded_memory() {
             .is_admitted());
         clock.advance_millis(129_600); // 20,000 steps span 30 days
     }
-    let client = ::redis::Client::open(url.as_str()).expect("url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
+    // One server or a Redis Cluster: the limiter's own connection type routes the read.
+    let mut conn = keygate_limits::redis::RedisTarget::parse(&url)
+        .expect("url")
+        .connect(std::time::Duration::from_secs(5))
         .await
         .expect("redis");
     let log = format!(

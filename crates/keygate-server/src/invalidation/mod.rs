@@ -100,13 +100,14 @@ impl Broadcaster {
         }
     }
 
-    /// A node of a cluster sharing `namespace` on this Redis. It holds no lease (serves no
+    /// A node of a cluster sharing `namespace` on this Redis (a Redis Cluster's first seed:
+    /// Pub/Sub reaches every node of a cluster through any one). It holds no lease (serves no
     /// cache hit) until its subscription is up.
     pub fn redis(url: &str, namespace: &str) -> Result<Self, redis::RedisError> {
         Ok(Self {
             lease: Lease::ended(),
             redis: Some(RedisBus {
-                client: redis::Client::open(url)?,
+                client: keygate_limits::redis::RedisTarget::parse(url)?.pubsub_client()?,
                 channel: format!("kg:{namespace}:invalidate"),
                 node: format!("{:016x}", rand::random::<u64>()),
                 publisher: OnceCell::new(),

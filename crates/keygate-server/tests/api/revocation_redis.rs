@@ -116,7 +116,10 @@ async fn redis_a_change_is_refused_by_the_next_request_on_every_node() {
 async fn redis_a_node_whose_subscription_was_killed_serves_no_stale_key() {
     let (a, b, _c) = three_nodes().await;
     let token = a.owner_token.clone();
-    let redis = redis::Client::open(redis_url()).expect("redis url");
+    // Where the nodes subscribe: the server, or a Redis Cluster's first seed.
+    let redis = keygate_limits::redis::RedisTarget::parse(&redis_url())
+        .and_then(|target| target.pubsub_client())
+        .expect("redis url");
     let mut admin = redis
         .get_multiplexed_async_connection()
         .await

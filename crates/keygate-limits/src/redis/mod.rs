@@ -3,8 +3,9 @@
 //!
 //! Each decision is one Lua script (`redis/decide.lua`), so check-and-consume is atomic across
 //! nodes and costs one round trip. All keys of a decision share the hash tag `{workspace}`, so
-//! the scripts would also run on Redis Cluster. Time comes from the node's [`Clock`] as an
-//! argument rather than from Redis `TIME`, so tests can move it; in production the nodes'
+//! each script runs on one shard of a Redis Cluster (`redis+cluster://…`, see
+//! [`RedisTarget`]). Time comes from the node's [`Clock`] as an argument rather than from
+//! Redis `TIME`, so tests can move it; in production the nodes'
 //! clocks must agree (NTP) to the precision wanted of the windows. Redis TTLs are relative and
 //! only collect garbage; every decision reads timestamps, never the TTLs.
 //!
@@ -25,13 +26,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{RedisError, Script};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keygate_core::{Clock, Denial, Micros};
 
 use crate::report::{self, Usage, WindowUsage};
+pub use target::{Conn, RedisTarget};
+
+mod target;
 use crate::{
     as_i64, budget_limit, granularity_ms, money, new_reservation_nonce, parse_reservation_id,
     period_index, reservation_id_text, window_ms, Admission, Decision, LimitState, Limiter,
@@ -49,11 +52,11 @@ const PERIOD_LETTERS: [char; 4] = ['d', 'w', 'm', 'n'];
 /// Counts limits in Redis. Cloning shares the connection.
 #[derive(Clone)]
 pub struct RedisLimiter {
-    client: ::redis::Client,
+    target: RedisTarget,
     /// Set once the first connection succeeds; the manager reconnects by itself after that.
     /// Empty while Redis has never been reached, so a node can start while Redis is down and
     /// refuse (fail closed) until it comes up.
-    conn: Arc<tokio::sync::OnceCell<ConnectionManager>>,
+    conn: Arc<tokio::sync::OnceCell<Conn>>,
     /// When connecting last failed: for a second after that, callers fail at once instead of
     /// queueing behind another timed-out attempt.
     last_failure: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
@@ -95,7 +98,13 @@ struct Names {
 
 impl Names {
     fn new(namespace: &str, subject: &Subject) -> Self {
-        let workspace = format!("kg:{namespace}:{{{}}}:", subject.workspace_id);
+        // `{}` is no hash tag at all (Redis Cluster would hash each whole name to its own
+        // slot), so an empty workspace id, which no real workspace has, is written `-`.
+        let tag = match subject.workspace_id.as_str() {
+            "" => "-",
+            id => id,
+        };
+        let workspace = format!("kg:{namespace}:{{{tag}}}:");
         let key = format!("{workspace}k:{}:", subject.key_id);
         Self { workspace, key }
     }
@@ -189,9 +198,9 @@ impl RedisLimiter {
         clock: Arc<dyn Clock>,
         timeout: Duration,
     ) -> Result<Self, LimiterError> {
-        let client = ::redis::Client::open(url).map_err(unavailable)?;
+        let target = RedisTarget::parse(url).map_err(unavailable)?;
         Ok(Self {
-            client,
+            target,
             conn: Arc::new(tokio::sync::OnceCell::new()),
             last_failure: Arc::new(std::sync::Mutex::new(None)),
             namespace: namespace.to_owned(),
@@ -201,23 +210,23 @@ impl RedisLimiter {
             // spent usage, which all three do the same way.
             scripts: Arc::new(Scripts {
                 decide: Script::new(concat!(
-                    include_str!("redis/counters.lua"),
-                    include_str!("redis/decide.lua")
+                    include_str!("counters.lua"),
+                    include_str!("decide.lua")
                 )),
                 finish: Script::new(concat!(
-                    include_str!("redis/counters.lua"),
-                    include_str!("redis/finish.lua")
+                    include_str!("counters.lua"),
+                    include_str!("finish.lua")
                 )),
                 record: Script::new(concat!(
-                    include_str!("redis/counters.lua"),
-                    include_str!("redis/record.lua")
+                    include_str!("counters.lua"),
+                    include_str!("record.lua")
                 )),
             }),
         })
     }
 
     /// The shared connection, connecting first if Redis was never reached.
-    async fn connection(&self) -> Result<ConnectionManager, LimiterError> {
+    async fn connection(&self) -> Result<Conn, LimiterError> {
         if let Some(conn) = self.conn.get() {
             return Ok(conn.clone());
         }
@@ -231,23 +240,17 @@ impl RedisLimiter {
                 "Redis could not be reached a moment ago".into(),
             ));
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(self.timeout)
-            .set_response_timeout(self.timeout)
-            .set_number_of_retries(1)
-            .set_max_delay(100);
         let timeout = self.timeout;
         self.conn
             .get_or_try_init(|| async {
-                tokio::time::timeout(
-                    timeout,
-                    ConnectionManager::new_with_config(self.client.clone(), config),
-                )
-                .await
-                .map_err(|_| {
-                    LimiterError::Unavailable(format!("no connection to Redis within {timeout:?}"))
-                })?
-                .map_err(unavailable)
+                tokio::time::timeout(timeout, self.target.connect(timeout))
+                    .await
+                    .map_err(|_| {
+                        LimiterError::Unavailable(format!(
+                            "no connection to Redis within {timeout:?}"
+                        ))
+                    })?
+                    .map_err(unavailable)
             })
             .await
             .cloned()
@@ -462,27 +465,31 @@ impl Limiter for RedisLimiter {
         let pattern = format!("kg:{}:{{*}}:k:{key_id}:*", self.namespace);
         let mut conn = self.connection().await?;
         let work = async {
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut conn)
-                    .await?;
-                if !keys.is_empty() {
-                    let _: i64 = ::redis::cmd("UNLINK")
-                        .arg(&keys)
-                        .query_async(&mut conn)
-                        .await?;
+            // A cluster answers SCAN per node: walk every master.
+            for node in conn.masters().await? {
+                let mut cursor: u64 = 0;
+                loop {
+                    let mut scan = ::redis::cmd("SCAN");
+                    scan.arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000);
+                    let (next, keys): (u64, Vec<String>) = conn.on_node(&node, &scan).await?;
+                    // One key's counters share its workspace's hash tag: one slot.
+                    if !keys.is_empty() {
+                        let _: i64 = ::redis::cmd("UNLINK")
+                            .arg(&keys)
+                            .query_async(&mut conn)
+                            .await?;
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
                 }
-                if next == 0 {
-                    return Ok::<(), RedisError>(());
-                }
-                cursor = next;
             }
+            Ok::<(), RedisError>(())
         };
         // Scanning a large keyspace can take longer than one decision; allow it more time.
         tokio::time::timeout(self.timeout * 20, work)
