@@ -26,6 +26,7 @@ mod security_ai;
 mod security_auth;
 mod security_gateway;
 mod security_input;
+mod scaling_postgres_redis;
 mod security_reservations;
 mod store_outage_postgres;
 mod upstream;
