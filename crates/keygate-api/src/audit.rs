@@ -25,6 +25,10 @@ pub enum AuditAction {
     KeyRotate,
     #[serde(rename = "key.delete")]
     KeyDelete,
+    /// A key was reported leaked (`POST /v1/leaks`); the row's `changes.note` holds the
+    /// report's url, source and type and the action taken.
+    #[serde(rename = "key.leaked")]
+    KeyLeaked,
     #[serde(rename = "project.create")]
     ProjectCreate,
     #[serde(rename = "member.create")]
@@ -49,7 +53,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, for tables and tests.
-    pub const ALL: [AuditAction; 18] = [
+    pub const ALL: [AuditAction; 19] = [
         AuditAction::KeyCreate,
         AuditAction::KeyImport,
         AuditAction::KeyUpdate,
@@ -59,6 +63,7 @@ impl AuditAction {
         AuditAction::KeyRegenerate,
         AuditAction::KeyRotate,
         AuditAction::KeyDelete,
+        AuditAction::KeyLeaked,
         AuditAction::ProjectCreate,
         AuditAction::MemberCreate,
         AuditAction::MemberDelete,
@@ -82,6 +87,7 @@ impl AuditAction {
             AuditAction::KeyRegenerate => "key.regenerate",
             AuditAction::KeyRotate => "key.rotate",
             AuditAction::KeyDelete => "key.delete",
+            AuditAction::KeyLeaked => "key.leaked",
             AuditAction::ProjectCreate => "project.create",
             AuditAction::MemberCreate => "member.create",
             AuditAction::MemberDelete => "member.delete",

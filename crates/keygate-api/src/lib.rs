@@ -24,6 +24,7 @@ pub mod audit;
 pub mod error;
 pub mod fields;
 pub mod keys;
+pub mod leaks;
 pub mod limits;
 pub mod members;
 pub mod projects;
@@ -34,7 +35,9 @@ pub mod verify;
 pub mod workspace;
 
 pub use keygate_core::limits::{CostLimit, KeyLimits, RateWindow, ResetPeriod, TokenLimit};
-pub use keygate_core::model::{ApiKey, KeyStatus, Member, Project, Role, Scope, Workspace};
+pub use keygate_core::model::{
+    ApiKey, KeyStatus, LeakPolicy, Member, Project, Role, Scope, Workspace,
+};
 pub use keygate_core::Micros;
 
 /// A page of items (lists without a cursor return every item).

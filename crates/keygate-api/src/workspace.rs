@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use keygate_core::limits::RateWindow;
-use keygate_core::model::{Member, Workspace};
+use keygate_core::model::{LeakPolicy, Member, Workspace};
+use keygate_core::KeyPrefix;
 use keygate_core::text::{Name, PolicyName, MAX_POLICIES};
 use keygate_core::Micros;
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,15 @@ pub struct UpdateWorkspace {
     )]
     #[schema(value_type = Option<Micros>)]
     pub credit_balance: Option<Option<Micros>>,
+    /// What a report of a leaked key (`POST /v1/leaks`) does to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak_policy: Option<LeakPolicy>,
+    /// The prefix of keys issued from now on (new keys, and new secrets of regenerated or
+    /// rotated keys): 2 to 8 lowercase letters or digits, starting with a letter. Keys issued
+    /// before keep theirs and keep working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<KeyPrefix>)]
+    pub key_prefix: Option<String>,
 }
 
 /// `rate_limit_policies`: at most 50 policies, each named as `PolicyName` says and holding 1

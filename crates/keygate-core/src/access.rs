@@ -24,6 +24,8 @@ pub enum Access {
     Meter,
     /// Members and workspace settings: owners only.
     Owner,
+    /// Reporting leaked keys: owners, editors and reporters (a scanner's token).
+    Report,
 }
 
 impl Access {
@@ -32,6 +34,7 @@ impl Access {
         use Role::*;
         match self {
             Access::Member => true,
+            Access::Report => matches!(role, Owner | Editor | Reporter),
             Access::Read => matches!(role, Owner | Editor | Viewer),
             Access::Write => matches!(role, Owner | Editor),
             Access::Meter => matches!(role, Owner | Editor | Service),
@@ -49,7 +52,13 @@ impl Access {
 }
 
 /// Every role, in the order the documentation lists them.
-pub const ALL_ROLES: [Role; 4] = [Role::Owner, Role::Editor, Role::Viewer, Role::Service];
+pub const ALL_ROLES: [Role; 5] = [
+    Role::Owner,
+    Role::Editor,
+    Role::Viewer,
+    Role::Service,
+    Role::Reporter,
+];
 
 #[cfg(test)]
 mod tests {
@@ -57,19 +66,25 @@ mod tests {
 
     #[test]
     fn the_matrix() {
-        // (access, owner, editor, viewer, service)
+        // (access, owner, editor, viewer, service, reporter)
         let table = [
-            (Access::Member, true, true, true, true),
-            (Access::Read, true, true, true, false),
-            (Access::Write, true, true, false, false),
-            (Access::Meter, true, true, false, true),
-            (Access::Owner, true, false, false, false),
+            (Access::Member, true, true, true, true, true),
+            (Access::Read, true, true, true, false, false),
+            (Access::Write, true, true, false, false, false),
+            (Access::Meter, true, true, false, true, false),
+            (Access::Owner, true, false, false, false, false),
+            (Access::Report, true, true, false, false, true),
         ];
-        for (access, owner, editor, viewer, service) in table {
+        for (access, owner, editor, viewer, service, reporter) in table {
             assert_eq!(access.allows(Role::Owner), owner, "{access:?} owner");
             assert_eq!(access.allows(Role::Editor), editor, "{access:?} editor");
             assert_eq!(access.allows(Role::Viewer), viewer, "{access:?} viewer");
             assert_eq!(access.allows(Role::Service), service, "{access:?} service");
+            assert_eq!(
+                access.allows(Role::Reporter),
+                reporter,
+                "{access:?} reporter"
+            );
         }
     }
 

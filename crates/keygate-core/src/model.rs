@@ -26,7 +26,44 @@ pub struct Workspace {
     pub rate_limit_policies: BTreeMap<String, Vec<RateWindow>>,
     /// The final backstop for spend; `None` means the workspace is not credit-limited.
     pub credit_balance: Option<Micros>,
+    /// What a report of a leaked key does to it (`POST /v1/leaks`).
+    #[serde(default)]
+    pub leak_policy: LeakPolicy,
     pub created_at: DateTime<Utc>,
+}
+
+/// What happens to a key reported as leaked. Revoking is the default: a leaked secret is in
+/// unknown hands, and revocation is the only answer that cannot be undone by them.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeakPolicy {
+    /// The key stops working for good.
+    #[default]
+    Revoke,
+    /// The key stops working until someone enables it again.
+    Disable,
+    /// Only the audit row: for workspaces that rotate leaked keys by their own process.
+    Notify,
+}
+
+impl LeakPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeakPolicy::Revoke => "revoke",
+            LeakPolicy::Disable => "disable",
+            LeakPolicy::Notify => "notify",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LeakPolicy> {
+        match s {
+            "revoke" => Some(LeakPolicy::Revoke),
+            "disable" => Some(LeakPolicy::Disable),
+            "notify" => Some(LeakPolicy::Notify),
+            _ => None,
+        }
+    }
 }
 
 /// A project inside a workspace; keys may be scoped to some projects.
@@ -55,6 +92,9 @@ pub enum Role {
     /// A backend that verifies keys and meters usage (verify, reservations, usage reports),
     /// and may neither read nor manage keys: the token to put in a service's environment.
     Service,
+    /// A secret scanner: may report leaked keys (`POST /v1/leaks`) and nothing else, so the
+    /// token a scanning service holds cannot read, verify or change keys.
+    Reporter,
 }
 
 impl Role {
@@ -64,6 +104,7 @@ impl Role {
             Role::Editor => "editor",
             Role::Viewer => "viewer",
             Role::Service => "service",
+            Role::Reporter => "reporter",
         }
     }
     pub fn parse(s: &str) -> Option<Role> {
@@ -72,6 +113,7 @@ impl Role {
             "editor" => Some(Role::Editor),
             "viewer" => Some(Role::Viewer),
             "service" => Some(Role::Service),
+            "reporter" => Some(Role::Reporter),
             _ => None,
         }
     }

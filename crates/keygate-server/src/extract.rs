@@ -38,6 +38,13 @@ where
     }
 }
 
+/// The first byte of a body that is not JSON whitespace.
+fn first_byte(body: &[u8]) -> Option<u8> {
+    body.iter()
+        .copied()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
 /// Reads a request body into `T`, refusing a field `T` does not have at any depth (a typo is
 /// an error, not a silent default). The wire types themselves accept unknown fields, so the
 /// CLI reading an answer from a newer server keeps working; strictness is the server's, and
@@ -85,6 +92,33 @@ pub fn strict_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     }
 }
 
+/// A JSON body that is an array of `T` (`POST /v1/leaks` takes what secret scanners send),
+/// read as strictly as [`ApiJson`]: unknown fields of the items are refused.
+pub struct ApiJsonList<T>(pub Vec<T>);
+
+impl<T, S> FromRequest<S> for ApiJsonList<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::TooLarge)?;
+        match first_byte(&bytes) {
+            Some(b'[') | None => strict_json(&bytes).map(ApiJsonList),
+            Some(_) => Err(ApiError::BadJson(
+                "The body must be a JSON array (`[…]`) of the items the operation takes.".into(),
+            )),
+        }
+    }
+}
+
 /// `Content-Type: application/json` or `application/<anything>+json`, as `axum::Json` reads it.
 fn json_content_type(headers: &HeaderMap) -> bool {
     headers
@@ -100,10 +134,7 @@ fn json_content_type(headers: &HeaderMap) -> bool {
 /// Refuses a body whose top level is JSON but not an object (400 `invalid_json`). A body
 /// that is empty or not JSON at all is left to the parser, which says so.
 pub fn json_object(body: &[u8]) -> Result<(), ApiError> {
-    match body
-        .iter()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-    {
+    match first_byte(body) {
         Some(b'{') | None => Ok(()),
         Some(_) => Err(ApiError::BadJson(
             "The body must be a JSON object (`{…}`) with the fields the operation takes.".into(),

@@ -331,12 +331,10 @@ async fn decide(
     };
     let presented = PlainKey::from_untrusted(attempt.key.unwrap_or_default());
     let hash = match parsed {
-        ParsedKey::Native { prefix, .. } => {
-            if workspace.is_some_and(|ws| ws.key_prefix.as_str() != prefix) {
-                return Ok(Outcome::denied(Denial::InvalidApiKey, None));
-            }
-            state.secret.hash_key(&presented)
-        }
+        // Not checked against the workspace's prefix: a workspace that changed its prefix
+        // still holds keys issued with the old one. A key of another workspace is found by
+        // the lookup below to be none of this one's.
+        ParsedKey::Native { .. } => state.secret.hash_key(&presented),
         ParsedKey::Foreign => {
             if let Some(ws) = workspace {
                 if !has_legacy_keys(state, &ws.id).await? {

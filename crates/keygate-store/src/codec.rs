@@ -7,7 +7,7 @@
 
 use crate::sql::Backend;
 use chrono::{DateTime, Utc};
-use keygate_core::model::{ApiKey, KeyStatus, Member, Project, Role, Scope, Workspace};
+use keygate_core::model::{ApiKey, KeyStatus, LeakPolicy, Member, Project, Role, Scope, Workspace};
 use keygate_core::{ids, EnvTag, KeyHash, KeyPrefix, Micros};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -78,7 +78,7 @@ pub(crate) fn hash_bytes(hash: &KeyHash) -> Vec<u8> {
 // --- workspaces ---------------------------------------------------------------------------
 
 pub(crate) const WORKSPACE_COLUMNS: &str = "id, name, key_prefix, single_active_key, \
-    default_rate_limits, rate_limit_policies, credit_balance, created_at";
+    default_rate_limits, rate_limit_policies, credit_balance, created_at, leak_policy";
 
 pub(crate) fn workspace_from_row(row: &AnyRow) -> StoreResult<Workspace> {
     let prefix: String = get(row, "key_prefix")?;
@@ -92,6 +92,11 @@ pub(crate) fn workspace_from_row(row: &AnyRow) -> StoreResult<Workspace> {
         rate_limit_policies: get_json(row, "rate_limit_policies")?,
         credit_balance: get::<Option<i64>>(row, "credit_balance")?.map(Micros),
         created_at: get_time(row, "created_at")?,
+        leak_policy: {
+            let policy: String = get(row, "leak_policy")?;
+            LeakPolicy::parse(&policy)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown leak policy {policy:?}")))?
+        },
     })
 }
 

@@ -291,7 +291,7 @@ impl Store for SqlStore {
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
-            "INSERT INTO workspaces ({WORKSPACE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO workspaces ({WORKSPACE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
         .bind(workspace.id.as_str())
         .bind(workspace.name.as_str())
@@ -301,6 +301,7 @@ impl Store for SqlStore {
         .bind(codec::to_json(&workspace.rate_limit_policies)?)
         .bind(workspace.credit_balance.map(|m| m.0))
         .bind(millis(workspace.created_at))
+        .bind(workspace.leak_policy.as_str())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -325,8 +326,8 @@ impl Store for SqlStore {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE workspaces SET name = $2, key_prefix = $3, single_active_key = $4, \
-             default_rate_limits = $5, rate_limit_policies = $6, credit_balance = $7 \
-             WHERE id = $1",
+             default_rate_limits = $5, rate_limit_policies = $6, credit_balance = $7, \
+             leak_policy = $8 WHERE id = $1",
         )
         .bind(workspace.id.as_str())
         .bind(workspace.name.as_str())
@@ -335,6 +336,7 @@ impl Store for SqlStore {
         .bind(codec::to_json(&workspace.default_rate_limits)?)
         .bind(codec::to_json(&workspace.rate_limit_policies)?)
         .bind(workspace.credit_balance.map(|m| m.0))
+        .bind(workspace.leak_policy.as_str())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

@@ -37,6 +37,21 @@ pub enum Command {
     Audit(AuditArgs),
     /// The workspace and its policies.
     Workspace(WorkspaceArgs),
+    /// Find Keygate keys in files (checksum-verified, so look-alikes are not reported): prints
+    /// file:line and the key's display form, exits 1 when it finds one. For pre-commit hooks
+    /// and CI; reads nothing but the files and sends nothing anywhere.
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files or directories (searched recursively, skipping .git, target and node_modules);
+    /// the current directory when none is given.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<std::path::PathBuf>,
+    /// Print the findings as JSON lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the data lives; shared by `serve` and `bootstrap`.
@@ -266,6 +281,20 @@ pub enum KeysCommand {
     Verify(VerifyArgs),
     /// Bring an existing ("legacy") key under Keygate without changing it.
     Import(ImportArgs),
+    /// Report a key found where it should not be: the workspace's leak policy applies (revoke
+    /// by default). The secret is read from standard input, never from the command line.
+    ReportLeak(ReportLeakArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportLeakArgs {
+    /// Where it was found, e.g. a URL (recorded in the audit trail, never fetched). Not
+    /// `--url`, which names the Keygate server.
+    #[arg(long, value_name = "URL")]
+    pub found_at: Option<String>,
+    /// Who or what found it.
+    #[arg(long, default_value = "keygate-cli")]
+    pub source: String,
 }
 
 /// A key, by id (`key_…`) or by its name.
@@ -469,6 +498,8 @@ pub enum RoleArg {
     Viewer,
     /// Verifies keys and meters usage; cannot read or change keys.
     Service,
+    /// Reports leaked keys and nothing else: the token for a secret scanner.
+    Reporter,
 }
 
 #[derive(Debug, Subcommand)]
@@ -543,7 +574,21 @@ pub enum WorkspaceCommand {
         /// Credit balance in USD, or `none` for no credit limit.
         #[arg(long, value_name = "USD|none", value_parser = parse_balance)]
         credit_balance: Option<String>,
+        /// What a reported leak does to a key: revoke (the default), disable, or notify.
+        #[arg(long, value_enum)]
+        leak_policy: Option<LeakPolicyArg>,
+        /// The prefix of keys issued from now on (2 to 8 lowercase letters or digits,
+        /// starting with a letter); keys issued before keep working.
+        #[arg(long, value_name = "PREFIX")]
+        key_prefix: Option<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LeakPolicyArg {
+    Revoke,
+    Disable,
+    Notify,
 }
 
 /// What `--expires` means, decided when the command line is parsed so a typo is a usage

@@ -1,15 +1,18 @@
-//! What more than one resource module uses: the validators of shared fields and the lookups
-//! of a key or a routing rule in the caller's workspace. Below every handler module, so the
+//! What more than one resource module uses: the validators of shared fields, the lookups
+//! of a key or a routing rule in the caller's workspace, and the one way a key is changed. Below every handler module, so the
 //! handler modules never import one another.
 
 use keygate_core::ids;
 use keygate_core::model::ApiKey;
 use keygate_core::routing::RoutingRule;
 use keygate_core::text::Name;
-use keygate_store::PageRequest;
+use keygate_store::{PageRequest, SecretChange, StoreError};
+use serde_json::Value;
 
+use crate::audit::{self, Origin};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::invalidation::Change;
 use crate::state::AppState;
 
 /// A name shown in lists and used by the CLI's typed delete confirmation (the bound lives in
@@ -79,5 +82,87 @@ pub async fn valid_rule_id(
             "routing_rule_id: there is no routing rule {id:?} in this workspace (see GET /v1/routing-rules)."
         ))),
         Err(e) => Err(e),
+    }
+}
+
+/// A key change as the audit trail records it.
+pub(crate) struct KeyChange<'a> {
+    /// `key.revoke`, `key.leaked`, …
+    pub action: &'a str,
+    pub secrets: SecretChange,
+    /// Added to the audit row's changes under `note` (a leak's url and source); `Null` for
+    /// none.
+    pub note: Value,
+}
+
+impl<'a> KeyChange<'a> {
+    pub(crate) fn plain(action: &'a str, secrets: SecretChange) -> Self {
+        Self {
+            action,
+            secrets,
+            note: Value::Null,
+        }
+    }
+}
+
+/// Applies `apply` to the stored key and saves it with its audit row, retrying when another
+/// request saved the same key in between (each retry re-reads, so no change is lost). The
+/// node's caches, and every other node's, drop the old key before this returns.
+pub(crate) async fn change_key<F>(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    id: &str,
+    change: KeyChange<'_>,
+    apply: F,
+) -> Result<ApiKey, ApiError>
+where
+    F: Fn(&mut ApiKey) -> Result<(), ApiError>,
+{
+    const ATTEMPTS: usize = 3;
+    for attempt in 1..=ATTEMPTS {
+        let current = load_key(state, caller, id).await?;
+        let mut next = current.clone();
+        apply(&mut next)?;
+        let now = state.clock.now();
+        next.updated_at = now;
+        let mut changes = audit::diff(&key_json(&current), &key_json(&next));
+        if !change.note.is_null() {
+            if let Some(changes) = changes.as_object_mut() {
+                changes.insert("note".into(), change.note.clone());
+            }
+        }
+        let entry = audit::entry(caller, origin, change.action, "key", id, changes, now);
+        match state
+            .store
+            .save_key(
+                &next,
+                &change.secrets,
+                caller.workspace.single_active_key,
+                &entry,
+            )
+            .await
+        {
+            Ok(saved) => {
+                state.changed(Change::Key(id.to_owned())).await;
+                return Ok(saved);
+            }
+            Err(StoreError::VersionConflict) if attempt < ATTEMPTS => continue,
+            Err(e) => return Err(ApiError::store_lookup("key")(e)),
+        }
+    }
+    Err(StoreError::VersionConflict.into())
+}
+
+/// A key as its audit diff compares it.
+pub(crate) fn key_json(key: &ApiKey) -> Value {
+    serde_json::to_value(key).unwrap_or(Value::Null)
+}
+
+/// A transition a revoked key refuses, as 409 `key_revoked`.
+pub(crate) fn revoked_conflict(e: keygate_core::model::TransitionError) -> ApiError {
+    ApiError::Conflict {
+        code: keygate_api::error::ErrorCode::KeyRevoked,
+        message: e.to_string(),
     }
 }

@@ -26,7 +26,10 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::invalidation::Change;
-use crate::routes::common::{load_key, page_request, valid_name, valid_rule_id};
+use crate::routes::common::{
+    change_key, key_json, load_key, page_request, revoked_conflict, valid_name, valid_rule_id,
+    KeyChange,
+};
 use crate::state::AppState;
 
 const SHOWN_ONCE: &str = "Store this secret now: it is shown once and cannot be retrieved again.";
@@ -170,7 +173,7 @@ pub async fn update_key(
         Some(None) => Some(None),
         None => None,
     };
-    let saved = change_key(&state, &caller, &origin, &id, "key.update", SecretChange::None, |key| {
+    let saved = change_key(&state, &caller, &origin, &id, KeyChange::plain("key.update", SecretChange::None), |key| {
         if key.legacy && limits.as_ref().is_some_and(|l| !l.is_empty()) {
             return Err(ApiError::LegacyKey(
                 "Imported legacy keys carry no limits. Create a new key with limits and retire the legacy one.".into(),
@@ -245,8 +248,7 @@ async fn set_enabled(
         &caller,
         &origin,
         &id,
-        action,
-        SecretChange::None,
+        KeyChange::plain(action, SecretChange::None),
         |key| key.set_enabled(enabled).map_err(revoked_conflict),
     )
     .await?;
@@ -268,8 +270,7 @@ pub async fn revoke_key(
         &caller,
         &origin,
         &id,
-        "key.revoke",
-        SecretChange::None,
+        KeyChange::plain("key.revoke", SecretChange::None),
         |key| {
             key.revoke();
             Ok(())
@@ -300,8 +301,7 @@ pub async fn regenerate_key(
         &caller,
         &origin,
         &id,
-        "key.regenerate",
-        change,
+        KeyChange::plain("key.regenerate", change),
         |key| {
             key.ensure_not_revoked().map_err(revoked_conflict)?;
             key.display = display.clone();
@@ -353,11 +353,18 @@ pub async fn rotate_key(
         old_until,
     };
     let display = secret.display();
-    let saved = change_key(&state, &caller, &origin, &id, "key.rotate", change, |key| {
-        key.ensure_not_revoked().map_err(revoked_conflict)?;
-        key.display = display.clone();
-        Ok(())
-    })
+    let saved = change_key(
+        &state,
+        &caller,
+        &origin,
+        &id,
+        KeyChange::plain("key.rotate", change),
+        |key| {
+            key.ensure_not_revoked().map_err(revoked_conflict)?;
+            key.display = display.clone();
+            Ok(())
+        },
+    )
     .await?;
     Ok(Json(IssuedKey {
         secret: secret.expose().to_owned(),
@@ -384,7 +391,7 @@ pub async fn delete_key(
         "key.delete",
         "key",
         &id,
-        audit::diff(&to_json(&current), &Value::Null),
+        audit::diff(&key_json(&current), &Value::Null),
         state.clock.now(),
     );
     state
@@ -543,66 +550,13 @@ async fn insert_key(
         action,
         "key",
         &key.id,
-        audit::diff(&Value::Null, &to_json(key)),
+        audit::diff(&Value::Null, &key_json(key)),
         key.created_at,
     );
     state
         .store
         .create_key(key, hash, caller.workspace.single_active_key, &entry)
         .await
-}
-
-/// Applies `apply` to the stored key and saves it with its audit row, retrying when another
-/// request saved the same key in between (each retry re-reads, so no change is lost).
-async fn change_key<F>(
-    state: &AppState,
-    caller: &Caller,
-    origin: &Origin,
-    id: &str,
-    action: &str,
-    secrets: SecretChange,
-    apply: F,
-) -> Result<ApiKey, ApiError>
-where
-    F: Fn(&mut ApiKey) -> Result<(), ApiError>,
-{
-    const ATTEMPTS: usize = 3;
-    for attempt in 1..=ATTEMPTS {
-        let current = load_key(state, caller, id).await?;
-        let mut next = current.clone();
-        apply(&mut next)?;
-        let now = state.clock.now();
-        next.updated_at = now;
-        let entry = audit::entry(
-            caller,
-            origin,
-            action,
-            "key",
-            id,
-            audit::diff(&to_json(&current), &to_json(&next)),
-            now,
-        );
-        match state
-            .store
-            .save_key(&next, &secrets, caller.workspace.single_active_key, &entry)
-            .await
-        {
-            Ok(saved) => {
-                state.changed(Change::Key(id.to_owned())).await;
-                return Ok(saved);
-            }
-            Err(StoreError::VersionConflict) if attempt < ATTEMPTS => continue,
-            Err(e) => return Err(ApiError::store_lookup("key")(e)),
-        }
-    }
-    Err(StoreError::VersionConflict.into())
-}
-
-fn revoked_conflict(e: keygate_core::model::TransitionError) -> ApiError {
-    ApiError::Conflict {
-        code: keygate_api::error::ErrorCode::KeyRevoked,
-        message: e.to_string(),
-    }
 }
 
 fn refuse_legacy(key: &ApiKey, verb: &str) -> Result<(), ApiError> {
@@ -613,10 +567,6 @@ fn refuse_legacy(key: &ApiKey, verb: &str) -> Result<(), ApiError> {
     } else {
         Ok(())
     }
-}
-
-fn to_json(key: &ApiKey) -> Value {
-    serde_json::to_value(key).unwrap_or(Value::Null)
 }
 
 fn valid_description(description: Option<String>) -> Result<Option<String>, ApiError> {

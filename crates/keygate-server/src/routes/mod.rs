@@ -11,6 +11,7 @@ mod check;
 mod common;
 pub mod health;
 pub mod keys;
+pub mod leaks;
 pub mod limits;
 pub mod members;
 pub mod openapi;
@@ -57,6 +58,7 @@ pub(crate) fn operations() -> Vec<Row> {
         row(Write, "revoke keys", routes!(keys::revoke_key)),
         row(Write, "regenerate keys", routes!(keys::regenerate_key)),
         row(Write, "rotate keys", routes!(keys::rotate_key)),
+        row(Report, "report leaked keys", routes!(leaks::report_leaks)),
         row(Read, "read limits", routes!(limits::get_key_limits)),
         row(Read, "read usage", routes!(usage::get_key_usage)),
         row(Meter, "report usage", routes!(limits::report_usage)),

@@ -8,6 +8,7 @@ use axum::Json;
 use keygate_api::workspace::{Me, UpdateWorkspace, MAX_RATE_WINDOWS};
 use keygate_core::limits::RateWindow;
 use keygate_core::model::Workspace;
+use keygate_core::KeyPrefix;
 use keygate_core::text::PolicyName;
 
 use crate::audit::{self, Origin};
@@ -73,6 +74,13 @@ pub async fn update_workspace(
     }
     if let Some(balance) = body.credit_balance {
         after.credit_balance = balance;
+    }
+    if let Some(policy) = body.leak_policy {
+        after.leak_policy = policy;
+    }
+    if let Some(prefix) = body.key_prefix {
+        after.key_prefix = KeyPrefix::parse(&prefix)
+            .map_err(|e| ApiError::invalid(format!("key_prefix {prefix:?}: {e}")))?;
     }
     let to_json = |w: &Workspace| serde_json::to_value(w).unwrap_or_default();
     let entry = audit::entry(

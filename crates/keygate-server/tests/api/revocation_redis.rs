@@ -55,7 +55,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-/// 1,000 changes (revoke, disable, regenerate, delete, in turn) on A, each right
+/// 1,000 changes (revoke, disable, regenerate, delete, a leak report, in turn) on A, each right
 /// after B and C cached the key as valid: the next request on B and on C is refused every
 /// time. Prints how long the change calls took (they wait for the other nodes).
 #[tokio::test]
@@ -72,14 +72,16 @@ async fn redis_a_change_is_refused_by_the_next_request_on_every_node() {
             assert_eq!(code(node, &token, &secret).await, "valid", "cached");
         }
         let (expected, started) = (
-            ["revoked", "disabled", "invalid_api_key", "invalid_api_key"][round % 4],
+            ["revoked", "disabled", "invalid_api_key", "invalid_api_key", "revoked"][round % 5],
             Instant::now(),
         );
-        let reply = match round % 4 {
+        let reply = match round % 5 {
             0 => a.key_action(&id, "revoke").await,
             1 => a.key_action(&id, "disable").await,
             2 => a.key_action(&id, "regenerate").await,
-            _ => a.owner_delete(&format!("/v1/keys/{id}")).await,
+            3 => a.owner_delete(&format!("/v1/keys/{id}")).await,
+            // A leak report (the workspace's policy: revoke).
+            _ => a.owner_post("/v1/leaks", json!([{ "token": secret }])).await,
         };
         took.push(started.elapsed());
         assert!(reply.status.is_success(), "round {round}: {}", reply.body);

@@ -237,6 +237,7 @@ fn security_the_readme_role_table_matches_the_code() {
         .filter(|line| line.starts_with("| `") && line.contains(" /v1/"))
         .filter(|line| {
             line.ends_with("service |")
+                || line.ends_with("reporter |")
                 || line.ends_with("viewer |")
                 || line.ends_with("editor |")
                 || line.ends_with("owner |")

@@ -18,6 +18,7 @@ pub async fn run(ctx: &Context, command: MembersCommand) -> Result<(), CliError>
                 RoleArg::Editor => Role::Editor,
                 RoleArg::Viewer => Role::Viewer,
                 RoleArg::Service => Role::Service,
+                RoleArg::Reporter => Role::Reporter,
             };
             let answer = ctx
                 .client

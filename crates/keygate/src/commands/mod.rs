@@ -10,6 +10,7 @@ mod keys;
 mod login;
 mod members;
 mod projects;
+mod scan;
 mod serve;
 mod workspace;
 
@@ -25,6 +26,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Bootstrap(args) => bootstrap::run(args).await,
+        Command::Scan(args) => return scan::run(args),
         client_command => return run_client(client_command).await,
     };
     match result {
@@ -46,7 +48,7 @@ async fn run_client(command: Command) -> ExitCode {
         Command::Members(a) => a.client.json,
         Command::Audit(a) => a.client.json,
         Command::Workspace(a) => a.client.json,
-        Command::Serve(_) | Command::Bootstrap(_) => false,
+        Command::Serve(_) | Command::Bootstrap(_) | Command::Scan(_) => false,
     };
     let out = Output::new(json);
     let result = match command {
@@ -73,7 +75,7 @@ async fn run_client(command: Command) -> ExitCode {
             Ok(ctx) => workspace::run(&ctx, args.command).await,
             Err(e) => Err(e),
         },
-        Command::Serve(_) | Command::Bootstrap(_) => Ok(()),
+        Command::Serve(_) | Command::Bootstrap(_) | Command::Scan(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,11 +1,11 @@
 //! `keygate workspace show|update`: the workspace's name and policies.
 
 use keygate_api::workspace::UpdateWorkspace;
-use keygate_api::{Micros, RateWindow, Workspace};
+use keygate_api::{LeakPolicy, Micros, RateWindow, Workspace};
 use keygate_core::limits::WindowLength;
 
 use super::Context;
-use crate::cli::WorkspaceCommand;
+use crate::cli::{LeakPolicyArg, WorkspaceCommand};
 use crate::client::NO_QUERY;
 use crate::error::CliError;
 use crate::output::Tone;
@@ -18,6 +18,8 @@ pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<(), CliErro
             single_active_key,
             default_rpm,
             credit_balance,
+            leak_policy,
+            key_prefix,
         } => {
             let credit_balance = match credit_balance.as_deref() {
                 None => None,
@@ -39,14 +41,22 @@ pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<(), CliErro
                 }),
                 rate_limit_policies: None,
                 credit_balance,
+                leak_policy: leak_policy.map(|policy| match policy {
+                    LeakPolicyArg::Revoke => LeakPolicy::Revoke,
+                    LeakPolicyArg::Disable => LeakPolicy::Disable,
+                    LeakPolicyArg::Notify => LeakPolicy::Notify,
+                }),
+                key_prefix,
             };
             let nothing = body.name.is_none()
                 && body.single_active_key.is_none()
                 && body.default_rate_limits.is_none()
-                && body.credit_balance.is_none();
+                && body.credit_balance.is_none()
+                && body.leak_policy.is_none()
+                && body.key_prefix.is_none();
             if nothing {
                 return Err(CliError::usage(
-                    "nothing to change: give --name, --single-active-key, --default-rpm or --credit-balance",
+                    "nothing to change: give --name, --single-active-key, --default-rpm, --credit-balance, --leak-policy or --key-prefix",
                 ));
             }
             let saved = ctx.client.patch_raw("/v1/workspace", &body).await?;
@@ -75,6 +85,7 @@ pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<(), CliErro
         }
         .into(),
     );
+    row("Leak policy", workspace.leak_policy.as_str().into());
     let windows = |ws: &[RateWindow]| {
         if ws.is_empty() {
             return "none".to_string();

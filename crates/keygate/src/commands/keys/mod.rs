@@ -11,6 +11,7 @@
 mod create;
 mod flags;
 mod import;
+mod leak;
 mod lifecycle;
 mod list;
 mod secret;
@@ -43,6 +44,7 @@ pub async fn run(ctx: &Context, command: KeysCommand) -> Result<(), CliError> {
         KeysCommand::Usage(args) => usage::usage(ctx, &args).await,
         KeysCommand::Verify(args) => verify::verify(ctx, args).await,
         KeysCommand::Import(args) => import::import(ctx, args).await,
+        KeysCommand::ReportLeak(args) => leak::report(ctx, args).await,
     }
 }
 
