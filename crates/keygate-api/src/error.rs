@@ -59,7 +59,9 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     // Conflicts (409).
     NameTaken,
-    ActiveKeyExists,
+    /// The workspace allows one active key per environment (`single_active_key`), and the
+    /// request would make a second: the message names the active key(s).
+    OneActiveKey,
     LastOwner,
     /// A member tried to remove themselves (another owner can).
     CannotRemoveSelf,

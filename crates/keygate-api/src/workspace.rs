@@ -36,7 +36,9 @@ pub struct UpdateWorkspace {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Name>)]
     pub name: Option<String>,
-    /// When set, creating a key revokes the other active keys of its environment.
+    /// When set, an environment holds at most one active key: creating or enabling a second
+    /// is refused (409 `one_active_key`, naming the active key; rotate it instead). Turning it
+    /// on while an environment has several active keys is refused the same way, naming them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub single_active_key: Option<bool>,
     /// Rate windows for keys without their own (at most 10; `[]` for none).

@@ -18,7 +18,9 @@ pub struct Workspace {
     pub id: String,
     pub name: String,
     pub key_prefix: KeyPrefix,
-    /// When set, creating a key revokes the other active keys of the same environment.
+    /// When set, an environment holds at most one active key: creating (or enabling) a second
+    /// is refused (`one_active_key`); rotating the active key gives it a new secret, with a
+    /// grace period for the old one. Turning it on is refused while an environment has two.
     pub single_active_key: bool,
     /// Rate windows for keys that have none of their own (the plan default).
     pub default_rate_limits: Vec<RateWindow>,

@@ -256,8 +256,8 @@ impl From<StoreError> for ApiError {
                     .into(),
             },
             StoreError::Conflict(ConflictKind::ActiveKey) => ApiError::Conflict {
-                code: ErrorCode::ActiveKeyExists,
-                message: "This workspace allows one active key per environment and one is active. Rotate it, or disable or revoke it first.".into(),
+                code: ErrorCode::OneActiveKey,
+                message: "This workspace allows one active key per environment, and one is active. Rotate that key for a new secret (with a grace period if both must work for a while), or disable or revoke it first.".into(),
             },
             StoreError::Conflict(ConflictKind::LastOwner) => ApiError::Conflict {
                 code: ErrorCode::LastOwner,

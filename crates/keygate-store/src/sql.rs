@@ -343,6 +343,22 @@ impl Store for SqlStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        // The one-active-key policy is the unique index on (workspace, active_slot): keys
+        // saved before it was turned on take their slot now, in this transaction, so two
+        // active keys of one environment make it fail (`Conflict(ActiveKey)`) rather than
+        // slip past; turned off, every slot is freed.
+        let slots = if workspace.single_active_key {
+            "UPDATE api_keys SET active_slot = environment \
+             WHERE workspace_id = $1 AND status = 'active' AND active_slot IS NULL"
+        } else {
+            "UPDATE api_keys SET active_slot = NULL \
+             WHERE workspace_id = $1 AND active_slot IS NOT NULL"
+        };
+        sqlx::query(slots)
+            .bind(workspace.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         insert_audit(&mut tx, audit).await?;
         commit(tx).await
     }

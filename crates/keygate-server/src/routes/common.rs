@@ -4,9 +4,10 @@
 
 use keygate_core::ids;
 use keygate_core::model::ApiKey;
+use keygate_core::model::KeyStatus;
 use keygate_core::routing::RoutingRule;
 use keygate_core::text::Name;
-use keygate_store::{PageRequest, SecretChange, StoreError};
+use keygate_store::{KeyFilter, PageRequest, SecretChange, StoreError};
 use serde_json::Value;
 
 use crate::audit::{self, Origin};
@@ -164,5 +165,50 @@ pub(crate) fn revoked_conflict(e: keygate_core::model::TransitionError) -> ApiEr
     ApiError::Conflict {
         code: keygate_api::error::ErrorCode::KeyRevoked,
         message: e.to_string(),
+    }
+}
+
+/// The active keys of a workspace (of one environment, when given), oldest first, at most
+/// `limit`: what a refusal under the one-active-key policy names.
+pub(crate) async fn active_keys(
+    state: &AppState,
+    workspace_id: &str,
+    environment: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ApiKey>, ApiError> {
+    let filter = KeyFilter {
+        status: Some(KeyStatus::Active),
+        environment: environment.map(str::to_owned),
+        ..KeyFilter::default()
+    };
+    let mut found = Vec::new();
+    let mut page = page_request(Some(100), None)?;
+    loop {
+        let listed = state.store.list_keys(workspace_id, &filter, &page).await?;
+        found.extend(listed.items);
+        match listed.next_cursor {
+            Some(next) if found.len() < limit => page.after = Some(next),
+            _ => break,
+        }
+    }
+    found.reverse();
+    found.truncate(limit);
+    Ok(found)
+}
+
+/// 409 `one_active_key`, naming the keys in the way and what to do about them.
+pub(crate) fn one_active_key(environment: &str, keys: &[ApiKey], what: &str) -> ApiError {
+    let named: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{} ({:?})", k.id, k.name))
+        .collect();
+    ApiError::Conflict {
+        code: keygate_api::error::ErrorCode::OneActiveKey,
+        message: format!(
+            "This workspace allows one active key per environment, and {environment} has {}: \
+             {}. {what}",
+            if keys.len() == 1 { "one" } else { "several" },
+            named.join(", ")
+        ),
     }
 }

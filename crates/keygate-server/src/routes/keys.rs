@@ -18,7 +18,7 @@ use keygate_core::limits::KeyLimits;
 use keygate_core::model::{ApiKey, KeyStatus, Scope};
 use keygate_core::text::{Description, Permission};
 use keygate_core::{ids, EnvTag, PlainKey};
-use keygate_store::{KeyFilter, SecretChange, StoreError};
+use keygate_store::{ConflictKind, KeyFilter, SecretChange, StoreError};
 use serde_json::{Map, Value};
 
 use crate::audit::{self, Origin};
@@ -27,8 +27,8 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::invalidation::Change;
 use crate::routes::common::{
-    change_key, key_json, load_key, page_request, revoked_conflict, valid_name, valid_rule_id,
-    KeyChange,
+    active_keys, change_key, key_json, load_key, one_active_key, page_request, revoked_conflict,
+    valid_name, valid_rule_id, KeyChange,
 };
 use crate::state::AppState;
 
@@ -73,7 +73,22 @@ pub async fn create_key(
     };
     key.display = secret.display();
     let hash = state.secret.hash_key(&secret);
-    insert_key(&state, &caller, &origin, "key.create", &key, &hash).await?;
+    match insert_key(&state, &caller, &origin, "key.create", &key, &hash).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(ConflictKind::ActiveKey)) => {
+            let env = key.environment.as_str();
+            let active = active_keys(&state, &caller.workspace.id, Some(env), 5).await?;
+            let what = match active.first() {
+                Some(k) => format!(
+                    "Rotate it for a new secret (POST /v1/keys/{}/rotate, with a grace period if both must work for a while), or disable or revoke it first.",
+                    k.id
+                ),
+                None => "Rotate the active key, or disable or revoke it first.".to_owned(),
+            };
+            return Err(one_active_key(env, &active, &what));
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok((
         StatusCode::CREATED,
         Json(IssuedKey {

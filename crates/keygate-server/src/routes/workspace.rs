@@ -8,15 +8,15 @@ use axum::Json;
 use keygate_api::workspace::{Me, UpdateWorkspace, MAX_RATE_WINDOWS};
 use keygate_core::limits::RateWindow;
 use keygate_core::model::Workspace;
-use keygate_core::KeyPrefix;
 use keygate_core::text::PolicyName;
+use keygate_core::KeyPrefix;
 
 use crate::audit::{self, Origin};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::invalidation::Change;
-use crate::routes::common::valid_name;
+use crate::routes::common::{active_keys, one_active_key, valid_name};
 use crate::state::AppState;
 
 /// The caller's workspace and its settings.
@@ -53,6 +53,9 @@ pub async fn update_workspace(
         after.name = valid_name(&name)?;
     }
     if let Some(single) = body.single_active_key {
+        if single && !before.single_active_key {
+            refuse_crowded_environments(&state, &before.id).await?;
+        }
         after.single_active_key = single;
     }
     if let Some(windows) = body.default_rate_limits {
@@ -95,6 +98,31 @@ pub async fn update_workspace(
     state.store.save_workspace(&after, &entry).await?;
     state.changed(Change::Workspace(after.id.clone())).await;
     Ok(Json(after))
+}
+
+/// Turning the one-active-key policy on is refused while an environment has several active
+/// keys, naming them: which to keep is the owner's decision, not ours. (The store checks the
+/// same again when it saves, so a key created meanwhile cannot slip past.)
+async fn refuse_crowded_environments(state: &AppState, workspace_id: &str) -> Result<(), ApiError> {
+    let active = active_keys(state, workspace_id, None, 10_000).await?;
+    let mut by_environment: BTreeMap<&str, Vec<keygate_core::model::ApiKey>> = BTreeMap::new();
+    for key in &active {
+        by_environment
+            .entry(key.environment.as_str())
+            .or_default()
+            .push(key.clone());
+    }
+    let crowded = by_environment
+        .into_iter()
+        .find(|(_, keys)| keys.len() > 1)
+        .map(|(environment, keys)| {
+            one_active_key(
+                environment,
+                &keys[..keys.len().min(10)],
+                "Disable or revoke all but one of them, then turn the policy on.",
+            )
+        });
+    crowded.map_or(Ok(()), Err)
 }
 
 fn valid_windows(windows: Vec<RateWindow>) -> Result<Vec<RateWindow>, ApiError> {

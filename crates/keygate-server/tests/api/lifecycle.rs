@@ -273,12 +273,67 @@ async fn one_active_key_at_a_time_when_the_workspace_asks_for_it() {
     let (first, _) = app.new_key("first").await;
     app.owner_post("/v1/keys", json!({"name": "second"}))
         .await
-        .assert_error(StatusCode::CONFLICT, "active_key_exists");
+        .assert_error(StatusCode::CONFLICT, "one_active_key");
     // Another environment has its own slot.
     app.create_key(json!({"name": "test env", "environment": "test"}))
         .await;
     app.key_action(&first, "revoke").await;
     app.new_key("second").await;
+}
+
+both_backends!(the_one_active_key_policy_names_the_keys_in_the_way_in_both_orders);
+
+/// Both orders of "two active keys" and "the policy on": turning the policy on while an
+/// environment has two active keys is refused naming both (nothing changes); once one is
+/// gone it is accepted, and from then on a second key is refused naming the active one —
+/// whose rotation is the way to a new secret. Keys of the old, unslotted kind count too.
+async fn the_one_active_key_policy_names_the_keys_in_the_way_in_both_orders(app: &TestApp) {
+    let (a, _) = app.new_key("alpha").await;
+    let (b, _) = app.new_key("beta").await;
+    app.create_key(json!({"name": "elsewhere", "environment": "test"}))
+        .await;
+    let refused = app
+        .owner_patch("/v1/workspace", json!({"single_active_key": true}))
+        .await;
+    refused.assert_error(StatusCode::CONFLICT, "one_active_key");
+    let message = refused.body["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains(&a) && message.contains(&b) && message.contains("live"),
+        "{message}"
+    );
+    let workspace = app.owner_get("/v1/workspace").await;
+    assert_eq!(
+        workspace.body["single_active_key"], false,
+        "nothing changed"
+    );
+
+    app.key_action(&b, "disable").await;
+    app.patch_workspace(json!({"single_active_key": true}))
+        .await;
+    let second = app.owner_post("/v1/keys", json!({"name": "gamma"})).await;
+    second.assert_error(StatusCode::CONFLICT, "one_active_key");
+    let message = second.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&a) && message.contains("rotate"),
+        "{message}"
+    );
+    // Enabling the disabled one would make two: refused too.
+    app.key_action(&b, "enable")
+        .await
+        .assert_error(StatusCode::CONFLICT, "one_active_key");
+    // Rotating the active key is the way to a new secret under the policy.
+    let rotated = app
+        .owner_post(&format!("/v1/keys/{a}/rotate"), json!({"grace": "1h"}))
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+
+    // Off again: the slots are freed, and two active keys are fine.
+    app.patch_workspace(json!({"single_active_key": false}))
+        .await;
+    app.key_action(&b, "enable").await;
+    app.new_key("delta").await;
 }
 
 #[tokio::test]
