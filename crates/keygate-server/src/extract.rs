@@ -27,15 +27,20 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        if !json_content_type(req.headers()) {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::TooLarge)?;
+        let bytes = json_bytes(req, state).await?;
         json_object(&bytes)?;
         strict_json(&bytes).map(ApiJson)
     }
+}
+
+/// A JSON body's bytes: the content type first (415), then the size (413).
+async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !json_content_type(req.headers()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|_| ApiError::TooLarge)
 }
 
 /// The first byte of a body that is not JSON whitespace.
@@ -104,12 +109,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        if !json_content_type(req.headers()) {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::TooLarge)?;
+        let bytes = json_bytes(req, state).await?;
         match first_byte(&bytes) {
             Some(b'[') | None => strict_json(&bytes).map(ApiJsonList),
             Some(_) => Err(ApiError::BadJson(
