@@ -51,6 +51,12 @@ pub enum LeakAction {
     Notified,
     /// Already revoked; recorded in the audit trail.
     AlreadyRevoked,
+    /// The reported secret is an old one of a rotated key, still in its grace period: it
+    /// stops working now, and the key's current secret keeps working.
+    OldSecretEnded,
+    /// The reported secret is an old one of a rotated key that no longer works; the key is
+    /// left alone, the report recorded.
+    SecretExpired,
 }
 
 /// The answer for one reported token, in the order reported.

@@ -69,14 +69,17 @@ pub fn strict_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             let path = e.path().to_string();
             let inner = e.into_inner();
             return Err(match inner.classify() {
-                serde_json::error::Category::Data => ApiError::BadJson(format!(
-                    "The JSON has a wrong or missing field: {}",
-                    if path == "." {
-                        inner.to_string()
-                    } else {
-                        format!("{path}: {inner}")
-                    }
-                )),
+                serde_json::error::Category::Data => {
+                    let what = without_values(&inner.to_string());
+                    ApiError::BadJson(format!(
+                        "The JSON has a wrong or missing field: {}",
+                        if path == "." {
+                            what
+                        } else {
+                            format!("{path}: {what}")
+                        }
+                    ))
+                }
                 _ => ApiError::BadJson(
                     "The body is not valid JSON. Check quotes, commas and brackets.".into(),
                 ),
@@ -142,6 +145,19 @@ pub fn json_object(body: &[u8]) -> Result<(), ApiError> {
     }
 }
 
+/// serde's message without the value it quotes (`invalid type: string "kg_live_…", expected
+/// u64` becomes `invalid type, expected u64`): a value sent in the wrong place may be a secret,
+/// and an error answer must not carry one back. Field names (`missing field `name``) stay.
+fn without_values(message: &str) -> String {
+    match message.split_once(", expected ") {
+        Some((head, expected)) => {
+            let kind = head.split([':', '`', '"']).next().unwrap_or(head).trim();
+            format!("{kind}, expected {expected}")
+        }
+        None => message.to_owned(),
+    }
+}
+
 /// `limits.rate_limits.0.burst`: serde_ignored's path without its `?` steps for options
 /// and newtypes, which are not in the JSON.
 fn field_path(path: &serde_ignored::Path<'_>) -> String {
@@ -194,4 +210,35 @@ where
     D: Deserializer<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        tokens: u64,
+        status: Option<keygate_core::model::KeyStatus>,
+    }
+
+    #[test]
+    fn errors_never_repeat_a_value() {
+        for body in [
+            r#"{"tokens": "kg_live_secretsecretsecretsecret123456"}"#,
+            r#"{"tokens": 1, "status": "kg_live_secretsecretsecretsecret123456"}"#,
+            r#"["kg_live_secretsecretsecretsecret123456"]"#,
+        ] {
+            let Err(ApiError::BadJson(message)) = strict_json::<Body>(body.as_bytes()) else {
+                panic!("{body} was accepted");
+            };
+            assert!(!message.contains("secret"), "{message}");
+            assert!(message.contains("expected"), "{message}");
+        }
+        let Err(ApiError::BadJson(message)) = strict_json::<Body>(br#"{}"#) else {
+            panic!("accepted");
+        };
+        assert!(message.contains("missing field `tokens`"), "{message}");
+    }
 }

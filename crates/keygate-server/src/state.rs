@@ -106,10 +106,18 @@ impl AppState {
     }
 
     /// Makes a committed change visible to the very next request on this node, and tells the
-    /// other nodes (see `invalidation.rs`).
+    /// other nodes (see `invalidation`). Run as a task of its own and awaited: the change is
+    /// committed, so telling the nodes must finish even if the client hangs up and its
+    /// request's future is dropped.
     pub async fn changed(&self, change: Change) {
-        self.apply_locally(&change).await;
-        self.broadcaster.publish(&change).await;
+        let state = self.clone();
+        let told = tokio::spawn(async move {
+            state.apply_locally(&change).await;
+            state.broadcaster.publish(&change).await;
+        });
+        if let Err(e) = told.await {
+            tracing::error!(error = %e, "telling the nodes about a change failed");
+        }
     }
 
     /// Drops what a change makes stale from this node's caches.

@@ -216,6 +216,39 @@ async fn insert_secret(
     Ok(())
 }
 
+/// Whether the workspace's one-active-key policy is on, read in the caller's transaction.
+///
+/// The caller's flag comes from a cached workspace and may be stale by a policy change that
+/// committed since; a stale "off" would save an active key without its slot and let a second
+/// one in. On PostgreSQL the row is read `FOR SHARE`, so turning the policy on (which updates
+/// the row, then gives every active key its slot) waits for this transaction or is seen by it;
+/// SQLite has one writer at a time, so there the read alone is enough.
+async fn one_active_key_policy(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    workspace_id: &str,
+) -> StoreResult<bool> {
+    let lock = match backend {
+        Backend::Postgres => " FOR SHARE",
+        Backend::Sqlite => "",
+    };
+    let row = sqlx::query(&format!(
+        "SELECT single_active_key FROM workspaces WHERE id = $1{lock}"
+    ))
+    .bind(workspace_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(match row {
+        Some(row) => {
+            row.try_get::<i64, _>("single_active_key")
+                .map_err(db_error)?
+                != 0
+        }
+        None => false,
+    })
+}
+
 /// Rewrites the `key_scopes` rows of a key from its scope.
 async fn write_scopes(conn: &mut AnyConnection, key: &ApiKey, fresh: bool) -> StoreResult<()> {
     if !fresh {
@@ -506,8 +539,10 @@ impl Store for SqlStore {
         single_active: bool,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
-        let c = KeyColumns::encode(key, single_active)?;
         let mut tx = self.begin_write().await?;
+        let single_active = single_active
+            || one_active_key_policy(&mut tx, self.backend, &key.workspace_id).await?;
+        let c = KeyColumns::encode(key, single_active)?;
         sqlx::query(
             "INSERT INTO api_keys (id, workspace_id, name, name_lower, description, environment, \
              scope_all, scope, permissions, expires_at, status, metadata, limits, \
@@ -611,8 +646,10 @@ impl Store for SqlStore {
         single_active: bool,
         audit: &AuditEntry,
     ) -> StoreResult<ApiKey> {
-        let c = KeyColumns::encode(key, single_active)?;
         let mut tx = self.begin_write().await?;
+        let single_active = single_active
+            || one_active_key_policy(&mut tx, self.backend, &key.workspace_id).await?;
+        let c = KeyColumns::encode(key, single_active)?;
         // `last_used_at` is not written: `touch_keys` owns it, and the caller's copy may be
         // older than what a verification recorded since it was read.
         let saved = sqlx::query(
@@ -683,6 +720,17 @@ impl Store for SqlStore {
                 .await
                 .map_err(db_error)?;
                 insert_secret(&mut tx, key, new, None, key.updated_at).await?;
+            }
+            SecretChange::EndRetiring { at } => {
+                sqlx::query(
+                    "UPDATE key_secrets SET expires_at = $2 \
+                     WHERE key_id = $1 AND expires_at IS NOT NULL AND expires_at > $2",
+                )
+                .bind(key.id.as_str())
+                .bind(millis(*at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
             }
         }
         insert_audit(&mut tx, audit).await?;

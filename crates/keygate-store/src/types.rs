@@ -46,6 +46,9 @@ pub enum SecretChange {
         new: KeyHash,
         old_until: DateTime<Utc>,
     },
+    /// Secrets still in a rotation's grace period die at `at`; the current secret is
+    /// untouched (a leaked old secret).
+    EndRetiring { at: DateTime<Utc> },
 }
 
 /// Filters for listing keys; all optional, combined with AND.

@@ -2,7 +2,8 @@
 //! nodes (`redis+cluster://host1:port1,host2:port2`, `rediss+cluster://…` for TLS; user and
 //! password, when given, apply to every seed). The limiter's keys for one decision share the
 //! hash tag `{workspace}`, so each script runs on one shard; the invalidation channel is
-//! classic Pub/Sub, which a cluster relays to every node, so it goes through one seed.
+//! classic Pub/Sub through one seed that every node picks the same way (see
+//! [`RedisTarget::pubsub_client`]).
 
 use std::time::Duration;
 
@@ -64,11 +65,20 @@ impl RedisTarget {
         Ok(RedisTarget::Cluster { client, seeds })
     }
 
-    /// A client for one server: the server itself, or a cluster's first seed (for Pub/Sub).
+    /// A client for one server: the server itself, or for a cluster the seed that sorts
+    /// first (for Pub/Sub). Every node must publish and subscribe through the *same* server:
+    /// the invalidation lease relies on one server ordering all messages, which a cluster's
+    /// relaying between its nodes does not do. Sorting makes nodes that list the same seeds
+    /// in another order still agree; give every node the same seed list.
     pub fn pubsub_client(&self) -> Result<::redis::Client, RedisError> {
         match self {
             RedisTarget::Single(client) => Ok(client.clone()),
-            RedisTarget::Cluster { seeds, .. } => ::redis::Client::open(seeds[0].as_str()),
+            RedisTarget::Cluster { seeds, .. } => {
+                let first = seeds.iter().min().ok_or_else(|| {
+                    RedisError::from((::redis::ErrorKind::InvalidClientConfig, "no seed"))
+                })?;
+                ::redis::Client::open(first.as_str())
+            }
         }
     }
 

@@ -100,8 +100,8 @@ impl Broadcaster {
         }
     }
 
-    /// A node of a cluster sharing `namespace` on this Redis (a Redis Cluster's first seed:
-    /// Pub/Sub reaches every node of a cluster through any one). It holds no lease (serves no
+    /// A node of a cluster sharing `namespace` on this Redis (for a Redis Cluster, the one
+    /// seed every node picks: `RedisTarget::pubsub_client`). It holds no lease (serves no
     /// cache hit) until its subscription is up.
     pub fn redis(url: &str, namespace: &str) -> Result<Self, redis::RedisError> {
         Ok(Self {

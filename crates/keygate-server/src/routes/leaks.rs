@@ -6,13 +6,15 @@
 //! key, and a key of another workspace answers exactly as no key at all. The reported url is
 //! recorded, never fetched.
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use axum::Json;
 use keygate_api::leaks::{LeakAction, LeakOutcome, LeakReport, MAX_LEAKS};
 use keygate_api::Items;
 use keygate_core::key::{display_form, ParsedKey};
 use keygate_core::model::{KeyStatus, LeakPolicy};
-use keygate_core::PlainKey;
+use keygate_core::{KeyHash, PlainKey};
 use keygate_store::SecretChange;
 use serde_json::json;
 
@@ -46,8 +48,9 @@ pub async fn report_leaks(
         check_lengths(i, report)?;
     }
     let mut items = Vec::with_capacity(reports.len());
+    let mut seen = HashMap::new();
     for report in &reports {
-        items.push(handle(&state, &caller, &origin, report).await?);
+        items.push(handle(&state, &caller, &origin, report, &mut seen).await?);
     }
     Ok(Json(Items { items }))
 }
@@ -76,6 +79,7 @@ async fn handle(
     caller: &Caller,
     origin: &Origin,
     report: &LeakReport,
+    seen: &mut HashMap<KeyHash, LeakOutcome>,
 ) -> Result<LeakOutcome, ApiError> {
     let token = report.token.trim();
     let unmatched = LeakOutcome {
@@ -90,6 +94,10 @@ async fn handle(
         Ok(ParsedKey::Foreign) => state.secret.hash_legacy(&presented),
         Err(_) => return Ok(unmatched),
     };
+    // The same secret twice in one report is handled (and audited) once.
+    if let Some(outcome) = seen.get(&hash) {
+        return Ok(outcome.clone());
+    }
     let found = state
         .store
         .keys_by_hash(&hash)
@@ -97,14 +105,21 @@ async fn handle(
         .into_iter()
         .find(|m| m.key.workspace_id == caller.workspace.id);
     let Some(found) = found else {
+        seen.insert(hash, unmatched.clone());
         return Ok(unmatched);
     };
+    let now = state.clock.now();
     let policy = caller.workspace.leak_policy;
-    let action = match (found.key.status, policy) {
-        (KeyStatus::Revoked, _) => LeakAction::AlreadyRevoked,
-        (_, LeakPolicy::Revoke) => LeakAction::Revoked,
-        (_, LeakPolicy::Disable) => LeakAction::Disabled,
-        (_, LeakPolicy::Notify) => LeakAction::Notified,
+    // An old secret of a rotated key is not the key: ending that secret is the whole answer
+    // (revoking the key would cut off the secret its owner rotated to), and a secret that
+    // no longer works needs nothing at all.
+    let action = match (found.secret_expires_at, found.key.status, policy) {
+        (Some(end), _, _) if end <= now => LeakAction::SecretExpired,
+        (_, KeyStatus::Revoked, _) => LeakAction::AlreadyRevoked,
+        (_, _, LeakPolicy::Notify) => LeakAction::Notified,
+        (Some(_), _, _) => LeakAction::OldSecretEnded,
+        (None, _, LeakPolicy::Revoke) => LeakAction::Revoked,
+        (None, _, LeakPolicy::Disable) => LeakAction::Disabled,
     };
     let note = json!({
         "url": report.url,
@@ -112,27 +127,34 @@ async fn handle(
         "type": report.kind,
         "policy": policy.as_str(),
         "action": action,
-        // A secret in its rotation grace period: the whole key is acted on all the same.
-        "old_secret": found.secret_expires_at.is_some(),
     });
+    let secrets = match action {
+        LeakAction::OldSecretEnded => SecretChange::EndRetiring { at: now },
+        _ => SecretChange::None,
+    };
     let change = KeyChange {
         action: "key.leaked",
-        secrets: SecretChange::None,
+        secrets,
         note,
     };
     change_key(state, caller, origin, &found.key.id, change, |key| {
         match action {
             LeakAction::Revoked => key.revoke(),
-            LeakAction::Disabled => key.set_enabled(false).map_err(revoked_conflict)?,
-            LeakAction::Notified | LeakAction::AlreadyRevoked => {}
+            // Revoked meanwhile by someone else: that is more than disabling.
+            LeakAction::Disabled if key.status != KeyStatus::Revoked => {
+                key.set_enabled(false).map_err(revoked_conflict)?;
+            }
+            _ => {}
         }
         Ok(())
     })
     .await?;
-    Ok(LeakOutcome {
+    let outcome = LeakOutcome {
         matched: true,
         key_id: Some(found.key.id.clone()),
         action: Some(action),
         ..unmatched
-    })
+    };
+    seen.insert(hash, outcome.clone());
+    Ok(outcome)
 }

@@ -82,6 +82,12 @@ pub async fn update_workspace(
         after.leak_policy = policy;
     }
     if let Some(prefix) = body.key_prefix {
+        if prefix == "kgm" {
+            // Management tokens are `kgm_…`: a key must never look like one.
+            return Err(ApiError::invalid(
+                "key_prefix \"kgm\" is reserved for management tokens; pick another",
+            ));
+        }
         after.key_prefix = KeyPrefix::parse(&prefix)
             .map_err(|e| ApiError::invalid(format!("key_prefix {prefix:?}: {e}")))?;
     }

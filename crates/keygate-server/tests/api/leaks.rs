@@ -163,3 +163,45 @@ async fn a_reporter_reports_and_does_nothing_else_and_bad_reports_are_refused() 
         "a refused report changes nothing"
     );
 }
+
+/// A leaked *old* secret of a rotated key is not the key: reporting it ends that secret and
+/// leaves the secret its owner rotated to working; once dead, reporting it does nothing. A
+/// token repeated in one report is handled once.
+#[tokio::test]
+async fn a_leaked_old_secret_ends_that_secret_not_the_key() {
+    let app = TestApp::spawn().await;
+    let (id, old) = app.new_key("rotated").await;
+    let rotated = app
+        .owner_post(&format!("/v1/keys/{id}/rotate"), json!({"grace": "1h"}))
+        .await;
+    let new = rotated.body["secret"].as_str().expect("secret").to_owned();
+    assert_eq!(
+        code(&app, &app.owner_token, &old).await,
+        "valid",
+        "in its grace period"
+    );
+
+    let reply = app
+        .owner_post("/v1/leaks", json!([{ "token": old }, { "token": old }]))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["items"][0]["action"], "old_secret_ended");
+    assert_eq!(reply.body["items"][1], reply.body["items"][0]);
+    assert_ne!(code(&app, &app.owner_token, &old).await, "valid");
+    assert_eq!(
+        code(&app, &app.owner_token, &new).await,
+        "valid",
+        "the key lives on"
+    );
+
+    let again = app.owner_post("/v1/leaks", json!([{ "token": old }])).await;
+    assert_eq!(again.body["items"][0]["action"], "secret_expired");
+    assert_eq!(code(&app, &app.owner_token, &new).await, "valid");
+    let audit = app.owner_get("/v1/audit?action=key.leaked").await;
+    assert_eq!(
+        audit.body["items"].as_array().map(Vec::len),
+        Some(2),
+        "one row per handled report, none for the repeat: {}",
+        audit.body
+    );
+}

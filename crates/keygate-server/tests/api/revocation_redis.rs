@@ -7,16 +7,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::backends::redis_url;
 use crate::helpers::{Spawn, TestApp};
-
-fn redis_url() -> String {
-    std::env::var("KEYGATE_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| {
-            panic!("needs Redis: KEYGATE_TEST_REDIS_URL (scripts/test sets it when Redis answers)")
-        })
-}
 
 async fn three_nodes() -> (TestApp, TestApp, TestApp) {
     let redis = redis_url();
@@ -72,7 +64,13 @@ async fn redis_a_change_is_refused_by_the_next_request_on_every_node() {
             assert_eq!(code(node, &token, &secret).await, "valid", "cached");
         }
         let (expected, started) = (
-            ["revoked", "disabled", "invalid_api_key", "invalid_api_key", "revoked"][round % 5],
+            [
+                "revoked",
+                "disabled",
+                "invalid_api_key",
+                "invalid_api_key",
+                "revoked",
+            ][round % 5],
             Instant::now(),
         );
         let reply = match round % 5 {
@@ -81,7 +79,10 @@ async fn redis_a_change_is_refused_by_the_next_request_on_every_node() {
             2 => a.key_action(&id, "regenerate").await,
             3 => a.owner_delete(&format!("/v1/keys/{id}")).await,
             // A leak report (the workspace's policy: revoke).
-            _ => a.owner_post("/v1/leaks", json!([{ "token": secret }])).await,
+            _ => {
+                a.owner_post("/v1/leaks", json!([{ "token": secret }]))
+                    .await
+            }
         };
         took.push(started.elapsed());
         assert!(reply.status.is_success(), "round {round}: {}", reply.body);
@@ -118,7 +119,7 @@ async fn redis_a_change_is_refused_by_the_next_request_on_every_node() {
 async fn redis_a_node_whose_subscription_was_killed_serves_no_stale_key() {
     let (a, b, _c) = three_nodes().await;
     let token = a.owner_token.clone();
-    // Where the nodes subscribe: the server, or a Redis Cluster's first seed.
+    // Where the nodes subscribe: the server, or the seed of a Redis Cluster they all pick.
     let redis = keygate_limits::redis::RedisTarget::parse(&redis_url())
         .and_then(|target| target.pubsub_client())
         .expect("redis url");

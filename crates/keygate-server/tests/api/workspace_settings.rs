@@ -11,7 +11,7 @@ async fn a_workspace_with_its_own_prefix_issues_and_verifies_its_keys() {
     let app = TestApp::spawn().await;
     let (old_id, old) = app.new_key("before").await;
     assert!(old.starts_with("kg_live_"));
-    for bad in ["ACME", "a", "toolongpx", "1abc", "ac-me", ""] {
+    for bad in ["ACME", "a", "toolongpx", "1abc", "ac-me", "", "kgm"] {
         let reply = app
             .owner_patch("/v1/workspace", json!({ "key_prefix": bad }))
             .await;

@@ -16,7 +16,9 @@ use crate::cli::ScanArgs;
 
 /// The key's shape, for this scanner and third-party ones (GitHub custom patterns, gitleaks,
 /// trufflehog): workspace prefix, environment, 26 random and 6 checksum base62 characters.
-pub const KEY_PATTERN: &str = r"\b[a-z][a-z0-9]{1,7}_[a-z0-9]{1,12}_[0-9A-Za-z]{32}\b";
+/// No word boundaries: a key pasted after `MY_` or a digit, or followed by `_old`, is still a
+/// key. The checksum, not the surroundings, tells a key from a look-alike.
+pub const KEY_PATTERN: &str = r"[a-z][a-z0-9]{1,7}_[a-z0-9]{1,12}_[0-9A-Za-z]{32}";
 
 /// Directories never searched: version control, build output, dependencies.
 const SKIPPED_DIRS: [&str; 3] = [".git", "target", "node_modules"];
@@ -126,7 +128,10 @@ pub fn scan_text(pattern: &Regex, path: &str, bytes: &[u8]) -> Vec<Finding> {
     let text = String::from_utf8_lossy(bytes);
     let mut found = Vec::new();
     for (index, line) in text.lines().enumerate() {
-        for candidate in pattern.find_iter(line) {
+        // Every start position: a look-alike match (`xkg_live_…`) may hide a real key one
+        // character later, which a search resuming after the match would skip.
+        let mut start = 0;
+        while let Some(candidate) = pattern.find_at(line, start) {
             if matches!(
                 ParsedKey::parse(candidate.as_str()),
                 Ok(ParsedKey::Native { .. })
@@ -137,10 +142,21 @@ pub fn scan_text(pattern: &Regex, path: &str, bytes: &[u8]) -> Vec<Finding> {
                     column: candidate.start() + 1,
                     key: display_form(candidate.as_str()),
                 });
+                start = candidate.end();
+            } else {
+                start = next_char(line, candidate.start());
             }
         }
     }
     found
+}
+
+/// The byte index of the character after the one at `at`.
+fn next_char(line: &str, at: usize) -> usize {
+    line[at..]
+        .chars()
+        .next()
+        .map_or(line.len(), |c| at + c.len_utf8())
 }
 
 #[cfg(test)]
@@ -167,7 +183,7 @@ mod tests {
         broken.push(if last == 'a' { 'b' } else { 'a' });
         let lookalike = "kg_live_abcdefghijklmnopqrstuvwxyz012345";
         let text = format!(
-            "KEYGATE_API_KEY={real}\nbroken = \"{broken}\"\n{lookalike}\nx={other_prefix}; y=xkg_live_{}\n",
+            "KEYGATE_API_KEY={real}\nbroken = \"{broken}\"\n{lookalike}\nx={other_prefix}; y=xkg_live_{}\nMY_{real}_old 1{other_prefix}\n",
             &real[8..]
         );
         let found = scan_text(&pattern, "app/.env", text.as_bytes());
@@ -184,6 +200,25 @@ mod tests {
                     path: "app/.env".into(),
                     line: 4,
                     column: 3,
+                    key: display_form(&other_prefix),
+                },
+                // `xkg_live_…` fails its checksum; the real key inside it is still found.
+                Finding {
+                    path: "app/.env".into(),
+                    line: 4,
+                    column: 3 + other_prefix.len() + 5,
+                    key: display_form(&real),
+                },
+                Finding {
+                    path: "app/.env".into(),
+                    line: 5,
+                    column: 4,
+                    key: display_form(&real),
+                },
+                Finding {
+                    path: "app/.env".into(),
+                    line: 5,
+                    column: 4 + real.len() + 6,
                     key: display_form(&other_prefix),
                 },
             ]

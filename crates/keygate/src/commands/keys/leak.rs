@@ -50,6 +50,14 @@ pub async fn report(ctx: &Context, args: ReportLeakArgs) -> Result<(), CliError>
                 "{} (key {key}) was already revoked; the report is recorded.",
                 outcome.token
             )),
+            Some(LeakAction::OldSecretEnded) => ctx.out.done(&format!(
+                "{} is an old secret of key {key}, rotated away: it stopped working now; the key's current secret still works.",
+                outcome.token
+            )),
+            Some(LeakAction::SecretExpired) => ctx.out.done(&format!(
+                "{} is an old secret of key {key} that no longer works; nothing to do, the report is recorded.",
+                outcome.token
+            )),
         }
     }
     Ok(())
