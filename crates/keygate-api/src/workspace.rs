@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use keygate_core::limits::RateWindow;
 use keygate_core::model::{LeakPolicy, Member, Workspace};
-use keygate_core::KeyPrefix;
 use keygate_core::text::{Name, PolicyName, MAX_POLICIES};
+use keygate_core::KeyPrefix;
 use keygate_core::Micros;
 use serde::{Deserialize, Serialize};
 use serde_json::json;

@@ -87,7 +87,7 @@ pub async fn prepare(
         .context("opening the database")?;
     let secret = secret::load_or_create(settings.secret_hex.as_deref(), &settings.secret_file)?;
     let broadcaster = match &settings.redis_url {
-        Some(url) => invalidation::Broadcaster::redis(url, REDIS_NAMESPACE)
+        Some(url) => invalidation::Broadcaster::redis(url, &settings.redis_namespace)
             .context("the Redis URL is not valid")?,
         None => invalidation::Broadcaster::local(),
     };
@@ -95,7 +95,7 @@ pub async fn prepare(
         Some(url) => {
             // Lazy: a node may start while Redis is down; until Redis answers, requests that
             // need a limit decision get 503 limiter_unavailable (fail closed).
-            let limiter = RedisLimiter::lazy(url, REDIS_NAMESPACE, clock.clone())
+            let limiter = RedisLimiter::lazy(url, &settings.redis_namespace, clock.clone())
                 .context("the Redis URL is not valid")?;
             if let Err(e) = limiter
                 .status(&keygate_limits::Admission::new(
@@ -144,9 +144,6 @@ pub async fn prepare(
     });
     Ok((state, bootstrapped))
 }
-
-/// Separates Keygate's Redis keys and channels from anything else in the same Redis.
-const REDIS_NAMESPACE: &str = "live";
 
 /// `kg`, the prefix of the first workspace's keys.
 pub fn default_prefix() -> KeyPrefix {

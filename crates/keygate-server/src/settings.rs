@@ -8,6 +8,10 @@ use std::time::Duration;
 use crate::gateway::config::GatewayConfig;
 use crate::usage::UsageSettings;
 
+/// The Redis namespace when none is given: the one every deployment used before it could be
+/// chosen, so existing counters stay where they are.
+pub const DEFAULT_REDIS_NAMESPACE: &str = "live";
+
 /// Everything `serve` needs to know.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -16,6 +20,10 @@ pub struct ServerSettings {
     pub database_url: String,
     /// Shared limiter (and cross-node revocation); `None` means in-process limits.
     pub redis_url: Option<String>,
+    /// Prefix of Keygate's Redis keys and channels (`kg:<namespace>:…`), so several
+    /// deployments, or test runs, can share one Redis. Every node of a deployment uses the
+    /// same one; the binary accepts 1–64 ASCII letters, digits, `_` and `-`.
+    pub redis_namespace: String,
     /// The HMAC key as hex; `None` means read or create the secret file.
     pub secret_hex: Option<String>,
     /// Where the generated secret lives when `secret_hex` is `None`.
@@ -44,6 +52,7 @@ impl ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url,
             redis_url: None,
+            redis_namespace: DEFAULT_REDIS_NAMESPACE.to_owned(),
             secret_hex: None,
             secret_file,
             key_cache_ttl: Duration::from_secs(30),

@@ -1,14 +1,29 @@
 //! A PostgreSQL database per test, for this crate's conformance suite and the server's tests
 //! (behind the `test-support` feature, so it never reaches a release build).
 //!
-//! Tests run against PostgreSQL only when `KEYGATE_TEST_DATABASE_URL` names a server; each
-//! creates a database of its own there, so runs can repeat and overlap, and drops it when it
-//! passes — a failing test leaves its database behind to look at.
+//! `KEYGATE_TEST_DATABASE_URL` names the server; each test creates a database of its own there,
+//! so runs can repeat and overlap, and drops it when it passes — a failing test leaves its
+//! database behind to look at. The tests that need it are `#[ignore]`d with `postgres` in
+//! their path (`scripts/test` runs them when PostgreSQL answers); run without the variable,
+//! they panic saying how to set it.
 
 use sqlx::{Connection, Executor, PgConnection};
 
 /// The environment variable naming the PostgreSQL server tests may create databases on.
 pub const PG_URL_VAR: &str = "KEYGATE_TEST_DATABASE_URL";
+
+/// The PostgreSQL server tests may create databases on, from [`PG_URL_VAR`]; a panic saying
+/// how to set it when it is unset.
+pub fn pg_url() -> String {
+    match std::env::var(PG_URL_VAR) {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "this test needs PostgreSQL: set {PG_URL_VAR} (e.g. \
+             postgres://postgres@127.0.0.1:5432/test), or run scripts/test, which sets it \
+             when PostgreSQL answers there"
+        ),
+    }
+}
 
 /// A PostgreSQL database made for one test.
 pub struct PgTestDatabase {
@@ -20,13 +35,9 @@ pub struct PgTestDatabase {
 }
 
 impl PgTestDatabase {
-    /// Creates a database named for `suite` (`test`, `api`); `None` (and a note on stderr) when
-    /// no PostgreSQL server is configured.
-    pub async fn create(suite: &str) -> Option<Self> {
-        let Ok(admin_url) = std::env::var(PG_URL_VAR) else {
-            eprintln!("skipping PostgreSQL tests ({suite}): {PG_URL_VAR} is unset");
-            return None;
-        };
+    /// Creates a database named for `suite` (`test`, `api`) on the server at [`pg_url`].
+    pub async fn create(suite: &str) -> Self {
+        let admin_url = pg_url();
         let name = format!(
             "kg_{suite}_{}",
             keygate_core::ids::new_id("db").to_lowercase()
@@ -40,11 +51,11 @@ impl PgTestDatabase {
             .expect("create the test database");
         admin.close().await.ok();
         let url = with_database(&admin_url, &name);
-        Some(Self {
+        Self {
             admin_url,
             name,
             url,
-        })
+        }
     }
 
     /// Drops the database. Call it after everything connected to it is closed; not calling it

@@ -106,6 +106,16 @@ pub struct ServeArgs {
     /// Redis URL for limits shared by several nodes; default: in-process limits.
     #[arg(long, env = "KEYGATE_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Prefix of Keygate's keys and channels in Redis (`kg:<namespace>:…`), so several
+    /// deployments can share one Redis; every node of a deployment must use the same one.
+    #[arg(
+        long,
+        env = "KEYGATE_REDIS_NAMESPACE",
+        default_value = keygate_server::settings::DEFAULT_REDIS_NAMESPACE,
+        value_name = "NAME",
+        value_parser = parse_redis_namespace
+    )]
+    pub redis_namespace: String,
     /// Emit logs as JSON lines.
     #[arg(long, env = "KEYGATE_LOG_JSON")]
     pub log_json: bool,
@@ -565,7 +575,8 @@ pub enum WorkspaceCommand {
     Update {
         #[arg(long)]
         name: Option<String>,
-        /// Creating a key revokes the other active keys of its environment.
+        /// At most one active key per environment: creating a second is refused (rotate the
+        /// active one instead); turning this on is refused while an environment has two.
         #[arg(long, value_name = "BOOL")]
         single_active_key: Option<bool>,
         /// Default requests per minute for keys without their own rate limit.
@@ -632,6 +643,20 @@ fn parse_since(text: &str) -> Result<String, String> {
     parse_time(text.trim()).ok_or_else(|| {
         format!("{text:?}: use a duration back (24h, 7d), a date or an RFC 3339 time")
     })
+}
+
+/// A Redis namespace is part of every key name: 1–64 ASCII letters, digits, `_` or `-`, so it
+/// can hold no `:` or hash-tag brace that would change the key layout.
+fn parse_redis_namespace(text: &str) -> Result<String, String> {
+    let valid = (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("1 to 64 ASCII letters, digits, `_` or `-`".to_owned())
+    }
 }
 
 fn parse_retention(text: &str) -> Result<std::time::Duration, String> {

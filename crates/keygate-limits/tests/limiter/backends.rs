@@ -19,14 +19,31 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-pub fn redis_url() -> Option<String> {
-    let url = std::env::var("KEYGATE_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        println!("skipping Redis limiter tests: KEYGATE_TEST_REDIS_URL is unset");
+/// The Redis server tests use: `KEYGATE_TEST_REDIS_URL`, or a panic saying how to set it.
+/// Tests needing it are `#[ignore]`d with `redis` in their path; `scripts/test` runs them when
+/// Redis answers.
+pub fn redis_url() -> String {
+    match std::env::var("KEYGATE_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "this test needs Redis: set KEYGATE_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379), \
+             or run scripts/test, which sets it when Redis answers there"
+        ),
     }
-    url
+}
+
+/// The Redis Cluster tests use: `KEYGATE_TEST_REDIS_CLUSTER_URL` (`redis+cluster://…`, which
+/// `scripts/redis-cluster up` prints), or a panic saying how to set it. Tests needing it have
+/// `redis_cluster` in their path.
+pub fn redis_cluster_url() -> String {
+    match std::env::var("KEYGATE_TEST_REDIS_CLUSTER_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "this test needs a Redis Cluster: run scripts/redis-cluster up and set \
+             KEYGATE_TEST_REDIS_CLUSTER_URL to the URL it prints, or run scripts/test, which \
+             sets it when the local cluster answers"
+        ),
+    }
 }
 
 /// A namespace no other test (or earlier run) uses.
@@ -40,14 +57,17 @@ pub async fn redis_in(url: &str, namespace: &str, clock: &FixedClock) -> RedisLi
         .expect("Redis at KEYGATE_TEST_REDIS_URL")
 }
 
-pub async fn redis(clock: &FixedClock, test: &str) -> Option<Shared> {
-    let url = redis_url()?;
-    Some(Arc::new(
-        redis_in(&url, &fresh_namespace(test), clock).await,
-    ))
+pub async fn redis(clock: &FixedClock, test: &str) -> Shared {
+    Arc::new(redis_in(&redis_url(), &fresh_namespace(test), clock).await)
 }
 
-/// `backend_tests!(module::case, ...)` makes `memory::case` and `redis::case` tests.
+pub async fn redis_cluster(clock: &FixedClock, test: &str) -> Shared {
+    Arc::new(redis_in(&redis_cluster_url(), &fresh_namespace(test), clock).await)
+}
+
+/// `backend_tests!(module::case, ...)` makes `memory::case`, `redis::case` and
+/// `redis_cluster::case` tests: every case on the in-process limiter, one Redis server and a
+/// 3-master Redis Cluster.
 macro_rules! backend_tests {
     ($module:ident: $($case:ident),* $(,)?) => {
         mod memory {
@@ -63,12 +83,22 @@ macro_rules! backend_tests {
         mod redis {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs Redis: KEYGATE_TEST_REDIS_URL (scripts/test sets it when Redis answers)"]
                 async fn $case() {
                     let clock = crate::noon();
-                    let Some(limiter) = crate::backends::redis(&clock, stringify!($case)).await
-                    else {
-                        return;
-                    };
+                    let limiter = crate::backends::redis(&clock, stringify!($case)).await;
+                    crate::$module::$case(limiter, &clock).await;
+                }
+            )*
+        }
+        mod redis_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs a Redis Cluster: KEYGATE_TEST_REDIS_CLUSTER_URL (scripts/test sets it when the cluster of scripts/redis-cluster answers)"]
+                async fn $case() {
+                    let clock = crate::noon();
+                    let limiter =
+                        crate::backends::redis_cluster(&clock, stringify!($case)).await;
                     crate::$module::$case(limiter, &clock).await;
                 }
             )*

@@ -1,5 +1,6 @@
 //! The limiter test suite, one binary: every conformance case runs against the in-process
-//! limiter always and against Redis when `KEYGATE_TEST_REDIS_URL` is set.
+//! limiter and against Redis. The Redis tests are `#[ignore]`d with `redis` in their path;
+//! `scripts/test` runs them when Redis answers (see `backends::redis_url`).
 
 mod backends;
 mod concurrency;

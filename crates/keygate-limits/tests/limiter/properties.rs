@@ -123,10 +123,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
+    #[ignore = "needs Redis: KEYGATE_TEST_REDIS_URL (scripts/test sets it when Redis answers)"]
     fn redis_windows_match_the_exact_model(windows in windows(), steps in steps(120_000)) {
         runtime().block_on(async {
             let clock = noon();
-            let Some(limiter) = redis(&clock, "model").await else { return };
+            let limiter = redis(&clock, "model").await;
             check(limiter, &clock, &windows, &steps).await;
         });
     }

@@ -661,12 +661,9 @@ impl Relay {
 }
 
 #[tokio::test]
-async fn security_ai_a_failed_settle_is_retried_and_counted_in_metrics() {
-    let Ok(redis) = std::env::var("KEYGATE_TEST_REDIS_URL") else {
-        eprintln!("skipping the settle retry test: KEYGATE_TEST_REDIS_URL is unset");
-        return;
-    };
-    let target = redis
+#[ignore = "needs Redis: KEYGATE_TEST_REDIS_URL (scripts/test sets it when Redis answers)"]
+async fn security_ai_a_failed_redis_settle_is_retried_and_counted_in_metrics() {
+    let target = crate::backends::redis_url()
         .trim_start_matches("redis://")
         .split(['/', '?'])
         .next()

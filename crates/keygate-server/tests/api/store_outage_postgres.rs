@@ -98,9 +98,7 @@ fn through(url: &str, relay: std::net::SocketAddr) -> (String, String) {
 #[tokio::test]
 #[ignore = "needs PostgreSQL: KEYGATE_TEST_DATABASE_URL (scripts/test sets it when PostgreSQL answers)"]
 async fn postgres_unreachable_answers_503_keeps_cached_keys_and_recovers() {
-    let db = PgTestDatabase::create("api").await.unwrap_or_else(|| {
-        panic!("needs PostgreSQL: KEYGATE_TEST_DATABASE_URL (scripts/test sets it when PostgreSQL answers)")
-    });
+    let db = PgTestDatabase::create("api").await;
     let (target, _) = through(&db.url, "127.0.0.1:1".parse().expect("addr"));
     let relay = Relay::start(target).await;
     let (_, relayed_url) = through(&db.url, relay.addr);

@@ -27,16 +27,16 @@ impl TestDb {
         }
     }
 
-    /// `None` (and a note on stderr) when no PostgreSQL server is configured.
-    pub async fn postgres() -> Option<Self> {
-        let db = PgTestDatabase::create("test").await?;
+    /// A fresh database on the PostgreSQL server tests use (a panic when none is set).
+    pub async fn postgres() -> Self {
+        let db = PgTestDatabase::create("test").await;
         let store = connect(&db.url).await.expect("open PostgreSQL store");
-        Some(Self {
+        Self {
             store,
             url: db.url.clone(),
             _dir: None,
             postgres: Some(db),
-        })
+        }
     }
 
     pub fn store(&self) -> &dyn Store {

@@ -12,6 +12,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut settings = args.database.settings()?;
     settings.listen = args.listen;
     settings.redis_url = args.redis_url;
+    settings.redis_namespace = args.redis_namespace;
     settings.usage.request_log_retention = args.usage_retention;
     settings.usage.enabled = args.usage_recording == "on";
     if let Some(path) = &args.config {
