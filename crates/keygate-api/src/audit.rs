@@ -45,6 +45,12 @@ pub enum AuditAction {
     WorkspaceCreate,
     #[serde(rename = "workspace.update")]
     WorkspaceUpdate,
+    #[serde(rename = "webhook.create")]
+    WebhookCreate,
+    #[serde(rename = "webhook.update")]
+    WebhookUpdate,
+    #[serde(rename = "webhook.delete")]
+    WebhookDelete,
     /// Failed authentication attempts with a customer's key, aggregated per display form ×
     /// source × code × hour (see [`AuditItem`]).
     #[serde(rename = "auth.failed")]
@@ -53,7 +59,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, for tables and tests.
-    pub const ALL: [AuditAction; 19] = [
+    pub const ALL: [AuditAction; 22] = [
         AuditAction::KeyCreate,
         AuditAction::KeyImport,
         AuditAction::KeyUpdate,
@@ -72,6 +78,9 @@ impl AuditAction {
         AuditAction::RoutingRuleDelete,
         AuditAction::WorkspaceCreate,
         AuditAction::WorkspaceUpdate,
+        AuditAction::WebhookCreate,
+        AuditAction::WebhookUpdate,
+        AuditAction::WebhookDelete,
         AuditAction::AuthFailed,
     ];
 
@@ -96,6 +105,9 @@ impl AuditAction {
             AuditAction::RoutingRuleDelete => "routing_rule.delete",
             AuditAction::WorkspaceCreate => "workspace.create",
             AuditAction::WorkspaceUpdate => "workspace.update",
+            AuditAction::WebhookCreate => "webhook.create",
+            AuditAction::WebhookUpdate => "webhook.update",
+            AuditAction::WebhookDelete => "webhook.delete",
             AuditAction::AuthFailed => "auth.failed",
         }
     }
@@ -115,15 +127,17 @@ pub enum TargetType {
     Member,
     RoutingRule,
     Workspace,
+    Webhook,
 }
 
 impl TargetType {
-    pub const ALL: [TargetType; 5] = [
+    pub const ALL: [TargetType; 6] = [
         TargetType::Key,
         TargetType::Project,
         TargetType::Member,
         TargetType::RoutingRule,
         TargetType::Workspace,
+        TargetType::Webhook,
     ];
 
     /// The stored and wire form (`routing_rule`).
@@ -134,6 +148,7 @@ impl TargetType {
             TargetType::Member => "member",
             TargetType::RoutingRule => "routing_rule",
             TargetType::Workspace => "workspace",
+            TargetType::Webhook => "webhook",
         }
     }
 

@@ -32,6 +32,7 @@ pub mod routing;
 pub mod usage;
 pub mod verdict;
 pub mod verify;
+pub mod webhooks;
 pub mod workspace;
 
 pub use keygate_core::limits::{CostLimit, KeyLimits, RateWindow, ResetPeriod, TokenLimit};

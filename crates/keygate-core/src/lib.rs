@@ -24,6 +24,7 @@
 pub mod access;
 mod base62;
 pub mod clock;
+pub mod events;
 pub mod expiry;
 pub mod hash;
 pub mod ids;

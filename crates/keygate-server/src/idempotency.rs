@@ -18,10 +18,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chacha20poly1305::aead::{Aead, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use keygate_store::{IdempotencyBegin, IdempotencyClaim};
-use rand::RngCore;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -146,33 +143,21 @@ async fn run(
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }
 
-fn cipher(state: &AppState, scope: &str, key: &str) -> ChaCha20Poly1305 {
-    let material = format!("{scope}\n{key}");
-    let derived = state.secret.derive("idempotency-body", material.as_bytes());
-    ChaCha20Poly1305::new(&derived.into())
-}
-
 fn encrypt(state: &AppState, scope: &str, key: &str, plain: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let mut nonce = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let sealed = cipher(state, scope, key)
-        .encrypt(Nonce::from_slice(&nonce), plain)
-        .map_err(|_| ApiError::internal("sealing an idempotent answer failed"))?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&sealed);
-    Ok(out)
+    let context = format!("{scope}\n{key}");
+    crate::secret::seal(&state.secret, "idempotency-body", context.as_bytes(), plain)
+        .ok_or_else(|| ApiError::internal("sealing an idempotent answer failed"))
 }
 
 fn decrypt(state: &AppState, scope: &str, key: &str, sealed: &[u8]) -> Result<Vec<u8>, ApiError> {
-    if sealed.len() < 12 {
-        return Err(ApiError::internal("a remembered answer is truncated"));
-    }
-    let (nonce, body) = sealed.split_at(12);
-    cipher(state, scope, key)
-        .decrypt(Nonce::from_slice(nonce), body)
-        .map_err(|_| {
-            ApiError::internal(
-                "a remembered answer could not be opened (was KEYGATE_SECRET changed?)",
-            )
-        })
+    let context = format!("{scope}\n{key}");
+    crate::secret::open(
+        &state.secret,
+        "idempotency-body",
+        context.as_bytes(),
+        sealed,
+    )
+    .ok_or_else(|| {
+        ApiError::internal("a remembered answer could not be opened (was KEYGATE_SECRET changed?)")
+    })
 }

@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
         "extract",
         "request_id",
         "invalidation",
+        "webhooks",
         "usage",
         "gateway::config",
     ],

@@ -60,6 +60,7 @@ pub mod secret;
 pub mod settings;
 pub mod state;
 pub mod usage;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -141,6 +142,9 @@ pub async fn prepare(
                 gateway::Gateway::new(config, settings.key_cache_ttl, lease.clone())
             })
             .transpose()?,
+        webhook_targets: webhooks::TargetPolicy {
+            allow_loopback: settings.webhooks_allow_loopback,
+        },
     });
     Ok((state, bootstrapped))
 }
@@ -169,6 +173,14 @@ pub async fn serve(
         .usage
         .spawn_purger(state.clock.clone(), Duration::from_secs(600));
     let subscriber = state.broadcaster.spawn_subscriber(state.clone());
+    let deliveries = webhooks::Dispatcher {
+        store: state.store.clone(),
+        secret: state.secret.clone(),
+        clock: state.clock.clone(),
+        policy: state.webhook_targets,
+        counts: state.webhook_counts.clone(),
+    }
+    .spawn(Duration::from_millis(500));
     let app = router(state.clone());
     let result = axum::serve(
         listener,
@@ -178,6 +190,7 @@ pub async fn serve(
     .await;
     flusher.abort();
     purger.abort();
+    deliveries.abort();
     if let Some(subscriber) = subscriber {
         subscriber.abort();
     }

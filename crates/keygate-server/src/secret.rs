@@ -1,11 +1,18 @@
 //! Loads the server's HMAC secret: `KEYGATE_SECRET` when given, else a file created on first
 //! start with mode 0600 beside the SQLite database. Losing the secret makes every stored key
 //! hash useless, so an existing file is never overwritten.
+//!
+//! Also seals what must be stored but read back (remembered idempotent answers, webhook
+//! signing secrets): ChaCha20-Poly1305 under a key derived from the server secret for one
+//! purpose and one context, so a sealed value opens only where it was sealed.
 
 use std::io::Write;
 use std::path::Path;
 
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use keygate_core::ServerSecret;
+use rand::RngCore;
 
 /// Reads the configured secret, or the secret file, creating it if absent.
 pub fn load_or_create(hex: Option<&str>, file: &Path) -> anyhow::Result<ServerSecret> {
@@ -46,6 +53,39 @@ fn write_new_private(file: &Path, contents: &str) -> anyhow::Result<()> {
     f.write_all(b"\n")?;
     f.sync_all()?;
     Ok(())
+}
+
+fn cipher(secret: &ServerSecret, purpose: &str, context: &[u8]) -> ChaCha20Poly1305 {
+    ChaCha20Poly1305::new(&secret.derive(purpose, context).into())
+}
+
+/// `plain` sealed for `purpose` and `context`: a random nonce, then the ciphertext.
+pub fn seal(secret: &ServerSecret, purpose: &str, context: &[u8], plain: &[u8]) -> Option<Vec<u8>> {
+    let mut nonce = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let sealed = cipher(secret, purpose, context)
+        .encrypt(Nonce::from_slice(&nonce), plain)
+        .ok()?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    Some(out)
+}
+
+/// What [`seal`] sealed with the same purpose and context; `None` when it was not (or the
+/// server secret changed since).
+pub fn open(
+    secret: &ServerSecret,
+    purpose: &str,
+    context: &[u8],
+    sealed: &[u8],
+) -> Option<Vec<u8>> {
+    if sealed.len() < 12 {
+        return None;
+    }
+    let (nonce, body) = sealed.split_at(12);
+    cipher(secret, purpose, context)
+        .decrypt(Nonce::from_slice(nonce), body)
+        .ok()
 }
 
 #[cfg(test)]

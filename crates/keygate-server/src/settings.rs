@@ -38,6 +38,9 @@ pub struct ServerSettings {
     pub usage: UsageSettings,
     /// Gateway mode (proxy routes, AI providers), from `--config`; `None` serves no gateway.
     pub gateway: Option<GatewayConfig>,
+    /// Also send webhooks over `http` to loopback addresses (development and tests only;
+    /// otherwise only public `https` targets).
+    pub webhooks_allow_loopback: bool,
 }
 
 impl ServerSettings {
@@ -59,6 +62,7 @@ impl ServerSettings {
             max_body_bytes: 1024 * 1024,
             usage: UsageSettings::default(),
             gateway: None,
+            webhooks_allow_loopback: false,
         }
     }
 }

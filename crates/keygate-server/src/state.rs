@@ -16,6 +16,7 @@ use crate::invalidation::{Broadcaster, Caches, Change};
 use crate::last_used::LastUsed;
 use crate::metrics::Metrics;
 use crate::usage::{UsageRecorder, UsageSettings};
+use crate::webhooks::{DeliveryCounts, TargetPolicy};
 
 /// Cheap to clone: one `Arc`.
 #[derive(Clone)]
@@ -43,6 +44,9 @@ pub struct AppInner {
     pub max_body_bytes: usize,
     /// Gateway mode's config and upstream client; `None` when no config file was given.
     pub gateway: Option<Arc<Gateway>>,
+    /// Where webhooks may be sent.
+    pub webhook_targets: TargetPolicy,
+    pub webhook_counts: Arc<DeliveryCounts>,
 }
 
 impl std::ops::Deref for AppState {
@@ -64,6 +68,7 @@ pub struct StateParts {
     /// How usage is recorded (buffer, flush interval, request-log retention, on/off).
     pub usage: UsageSettings,
     pub gateway: Option<Gateway>,
+    pub webhook_targets: TargetPolicy,
 }
 
 impl AppState {
@@ -86,6 +91,8 @@ impl AppState {
             broadcaster: Arc::new(parts.broadcaster),
             max_body_bytes: parts.max_body_bytes,
             gateway: parts.gateway.map(Arc::new),
+            webhook_targets: parts.webhook_targets,
+            webhook_counts: Arc::default(),
         }))
     }
 

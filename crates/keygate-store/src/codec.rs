@@ -43,7 +43,7 @@ fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> StoreResult<T> {
         .map_err(|e| StoreError::Corrupt(format!("{column} is not valid: {e}")))
 }
 
-fn get<T>(row: &AnyRow, column: &str) -> StoreResult<T>
+pub(crate) fn get<T>(row: &AnyRow, column: &str) -> StoreResult<T>
 where
     T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
 {
@@ -55,7 +55,7 @@ fn get_json<T: DeserializeOwned>(row: &AnyRow, column: &str) -> StoreResult<T> {
     from_json(column, &get::<String>(row, column)?)
 }
 
-fn get_time(row: &AnyRow, column: &str) -> StoreResult<DateTime<Utc>> {
+pub(crate) fn get_time(row: &AnyRow, column: &str) -> StoreResult<DateTime<Utc>> {
     time(column, get(row, column)?)
 }
 
@@ -63,7 +63,7 @@ fn get_opt_time(row: &AnyRow, column: &str) -> StoreResult<Option<DateTime<Utc>>
     opt_time(column, get(row, column)?)
 }
 
-fn get_bool(row: &AnyRow, column: &str) -> StoreResult<bool> {
+pub(crate) fn get_bool(row: &AnyRow, column: &str) -> StoreResult<bool> {
     Ok(get::<i64>(row, column)? != 0)
 }
 

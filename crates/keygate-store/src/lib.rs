@@ -28,9 +28,11 @@ mod sqlite;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod types;
+mod webhooks;
 
 pub use error::{ConflictKind, StoreError, StoreResult};
 pub use types::*;
+pub use webhooks::{Attempt, Delivery, DeliveryState, DueDelivery, WebhookEndpoint, WebhookStore};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,7 +74,7 @@ use keygate_core::KeyHash;
 /// Everything Keygate persists. Implementations must be safe to share between tasks and nodes:
 /// every method is one transaction.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: WebhookStore + Send + Sync + 'static {
     /// Which backend this is ("sqlite" or "postgres"), for logs and `/metrics`.
     fn backend(&self) -> &'static str;
 

@@ -99,7 +99,7 @@ fn is_transient(error: &sqlx::Error) -> bool {
 
 impl SqlStore {
     /// One row of a workspace-owned table by id; `NotFound` also for another workspace's id.
-    async fn one_in_workspace<T>(
+    pub(crate) async fn one_in_workspace<T>(
         &self,
         table: &str,
         columns: &str,
@@ -120,7 +120,7 @@ impl SqlStore {
     }
 
     /// Every row of a workspace-owned table, oldest first.
-    async fn all_in_workspace<T>(
+    pub(crate) async fn all_in_workspace<T>(
         &self,
         table: &str,
         columns: &str,
@@ -139,7 +139,7 @@ impl SqlStore {
         .collect()
     }
 
-    async fn begin_write(&self) -> StoreResult<Transaction<'static, Any>> {
+    pub(crate) async fn begin_write(&self) -> StoreResult<Transaction<'static, Any>> {
         match self.backend {
             Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.write.begin().await,
@@ -148,11 +148,13 @@ impl SqlStore {
     }
 }
 
-async fn commit(tx: Transaction<'static, Any>) -> StoreResult<()> {
+pub(crate) async fn commit(tx: Transaction<'static, Any>) -> StoreResult<()> {
     tx.commit().await.map_err(db_error)
 }
 
-async fn insert_audit(conn: &mut AnyConnection, audit: &AuditEntry) -> StoreResult<()> {
+/// Writes an audit row, and in the same transaction queues the webhook deliveries of the
+/// event it is (`webhooks::queue_for_audit`): the one place every audited change passes.
+pub(crate) async fn insert_audit(conn: &mut AnyConnection, audit: &AuditEntry) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO audit_log (id, workspace_id, actor, action, target_type, target_id, \
          changes, source_ip, user_agent, request_id, at) \
@@ -169,10 +171,10 @@ async fn insert_audit(conn: &mut AnyConnection, audit: &AuditEntry) -> StoreResu
     .bind(audit.user_agent.as_deref())
     .bind(audit.request_id.as_str())
     .bind(millis(audit.at))
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .map_err(db_error)?;
-    Ok(())
+    crate::webhooks::queue_for_audit(conn, audit).await
 }
 
 async fn insert_member(conn: &mut AnyConnection, new: &NewMember) -> StoreResult<()> {

@@ -119,6 +119,10 @@ pub struct ServeArgs {
     /// Emit logs as JSON lines.
     #[arg(long, env = "KEYGATE_LOG_JSON")]
     pub log_json: bool,
+    /// Also send webhooks over plain http to loopback addresses (development and tests only;
+    /// otherwise webhooks go to public https addresses only).
+    #[arg(long, env = "KEYGATE_WEBHOOKS_ALLOW_LOOPBACK")]
+    pub webhooks_allow_loopback: bool,
     /// How long the request log keeps each request (`7d`, `24h`, `30d`), for "which key made
     /// request req_…"; daily usage rollups are kept for good.
     #[arg(

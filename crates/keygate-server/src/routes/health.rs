@@ -23,5 +23,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     state.usage.render_metrics(&mut text);
     state.broadcaster.render_metrics(&mut text);
+    let pending = state.store.pending_deliveries().await.ok();
+    state.webhook_counts.render(pending, &mut text);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -21,6 +21,7 @@ pub mod routing_rules;
 pub mod table;
 pub mod usage;
 pub mod verify;
+pub mod webhooks;
 pub mod workspace;
 
 use axum::extract::DefaultBodyLimit;
@@ -82,6 +83,13 @@ pub(crate) fn operations() -> Vec<Row> {
         row(Write, "delete routing rules", routes!(routing_rules::delete_routing_rule)),
         row(Read, "read workspace settings", routes!(workspace::get_workspace)),
         row(Owner, "change workspace settings", routes!(workspace::update_workspace)),
+        row(Write, "create webhooks", routes!(webhooks::create_webhook)),
+        row(Read, "list webhooks", routes!(webhooks::list_webhooks)),
+        row(Read, "read webhooks", routes!(webhooks::get_webhook)),
+        row(Write, "change webhooks", routes!(webhooks::update_webhook)),
+        row(Write, "delete webhooks", routes!(webhooks::delete_webhook)),
+        row(Read, "read webhook deliveries", routes!(webhooks::list_deliveries)),
+        row(Write, "send test webhooks", routes!(webhooks::test_webhook)),
     ]
 }
 

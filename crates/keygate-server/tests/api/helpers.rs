@@ -71,6 +71,8 @@ pub struct Spawn {
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
     pub clock: Option<FixedClock>,
+    /// Webhooks may go to http://127.0.0.1 (a receiver in the test).
+    pub webhooks_allow_loopback: bool,
 }
 
 impl Spawn {
@@ -97,6 +99,7 @@ impl TestApp {
             database_url: Some(self.database_url.clone()),
             redis_url,
             clock: Some(self.clock.clone()),
+            webhooks_allow_loopback: false,
         })
         .await
     }
@@ -132,6 +135,7 @@ impl TestApp {
             database_url: Some(database_url),
             redis_url: None,
             clock: Some(clock),
+            webhooks_allow_loopback: false,
         };
         let mut app = Self::spawn_configured(options, Some(config)).await;
         app.owner_token = owner_token;
@@ -154,6 +158,7 @@ impl TestApp {
         let mut settings = ServerSettings::for_database(&database_url);
         settings.secret_file = dir.path().join("keygate.secret");
         settings.redis_url = options.redis_url;
+        settings.webhooks_allow_loopback = options.webhooks_allow_loopback;
         settings.gateway = gateway;
         let clock = options
             .clock

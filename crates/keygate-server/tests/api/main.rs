@@ -33,4 +33,5 @@ mod store_outage_postgres;
 mod upstream;
 mod usage;
 mod verify;
+mod webhooks;
 mod workspace_settings;

@@ -13,6 +13,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     settings.listen = args.listen;
     settings.redis_url = args.redis_url;
     settings.redis_namespace = args.redis_namespace;
+    settings.webhooks_allow_loopback = args.webhooks_allow_loopback;
     settings.usage.request_log_retention = args.usage_retention;
     settings.usage.enabled = args.usage_recording == "on";
     if let Some(path) = &args.config {

@@ -1,0 +1,118 @@
+//! `/v1/webhooks`: a workspace's webhook endpoints, their delivery log, and a test event.
+
+use chrono::{DateTime, Utc};
+use keygate_core::text::Description;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use keygate_core::events::EventType;
+
+/// Most endpoints one workspace may have.
+pub const MAX_WEBHOOKS: usize = 20;
+
+/// `POST /v1/webhooks`: a new endpoint. Its signing secret is in the answer, once.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"url": "https://hooks.example.com/keygate", "description": "billing", "event_types": ["key.revoked", "key.leaked"]}))]
+pub struct CreateWebhook {
+    /// Where deliveries are POSTed: `https`, to a public address (at most 2,048 characters).
+    #[schema(max_length = 2048, pattern = "^https?://")]
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Description>)]
+    pub description: Option<String>,
+    /// The events to send; none (the default) means every event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 20)]
+    pub event_types: Vec<EventType>,
+    /// Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// `PATCH /v1/webhooks/{id}`: only the fields sent change (`description: null` removes it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"enabled": false}))]
+pub struct UpdateWebhook {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2048, pattern = "^https?://")]
+    pub url: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Description>)]
+    pub description: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 20)]
+    pub event_types: Option<Vec<EventType>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// An endpoint (its secret is never shown again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Webhook {
+    pub id: String,
+    pub workspace_id: String,
+    pub url: String,
+    pub description: Option<String>,
+    /// Empty: every event.
+    pub event_types: Vec<EventType>,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A new endpoint and its signing secret, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// `whsec_…`: give it to your Standard Webhooks verifier.
+    pub secret: String,
+    pub warning: String,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+/// One event for one endpoint, with what its latest attempt got.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookDelivery {
+    pub id: String,
+    /// The `webhook-id` every attempt carries.
+    pub event_id: String,
+    pub event_type: EventType,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    /// When the next attempt is due (pending deliveries).
+    pub next_attempt_at: DateTime<Utc>,
+    /// The HTTP status of the latest attempt, when the endpoint answered.
+    pub last_status: Option<u16>,
+    /// Why the latest attempt failed (and the start of the answer).
+    pub last_error: Option<String>,
+    pub last_duration_ms: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A page of deliveries, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryPage {
+    pub items: Vec<WebhookDelivery>,
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/webhooks/{id}/test`: the test delivery queued.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TestQueued {
+    pub delivery_id: String,
+    pub event_id: String,
+}
