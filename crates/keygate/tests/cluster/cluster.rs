@@ -258,6 +258,8 @@ impl Launch {
             .args(["--database-url", &self.database_url])
             .args(["--redis-url", &self.redis_url])
             .args(["--redis-namespace", &self.redis_namespace])
+            // The webhook tests' receiver listens on loopback.
+            .arg("--webhooks-allow-loopback")
             .arg("--secret-file")
             .arg(&self.secret_file)
             .stdout(Stdio::piped())

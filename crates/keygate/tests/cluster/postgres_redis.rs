@@ -612,3 +612,80 @@ async fn every_id(
         }
     }
 }
+
+/// Webhooks on 3 nodes: a change acknowledged by node 0, which is SIGKILLed at once (before
+/// its own dispatcher looks), is still delivered — by another node, from the queue written in
+/// the change's transaction — and every event reaches the receiver exactly once, although all
+/// three nodes look for due deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL and Redis: KEYGATE_TEST_DATABASE_URL and KEYGATE_TEST_REDIS_URL (scripts/test sets them when they answer)"]
+async fn webhooks_survive_a_killed_node_and_each_event_is_delivered_once_by_one_of_3_nodes() {
+    use std::sync::Mutex;
+    let mut cluster = Cluster::start(NODES).await;
+    let api = cluster.api();
+    let ids: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = ids.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let log = log.clone();
+            async move {
+                let id = headers
+                    .get("webhook-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                log.lock().expect("log").push(id);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let created = api
+        .post(
+            1,
+            "/v1/webhooks",
+            json!({"url": url, "event_types": ["key.created"]}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+
+    // Acknowledged by node 0, which dies at once.
+    let (doomed, _) = api
+        .create_key(0, json!({"name": "told by a dead node"}))
+        .await;
+    cluster.kill(0).await;
+    // Twenty more, on the surviving nodes.
+    for i in 0..20 {
+        api.create_key(1 + i % 2, json!({"name": format!("k{i}")}))
+            .await;
+    }
+    for _ in 0..100 {
+        if ids.lock().expect("log").len() >= 21 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await; // a duplicate would show by now
+    let seen = ids.lock().expect("log").clone();
+    let unique: std::collections::BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(seen.len(), 21, "every event once: {seen:?}");
+    assert_eq!(unique.len(), 21, "no event twice: {seen:?}");
+    let audit = api.get(1, "/v1/audit?action=key.create&limit=50").await;
+    let doomed_event = audit.body["items"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["target_id"] == doomed.as_str()))
+        .and_then(|r| r["id"].as_str())
+        .expect("the dead node's change is audited")
+        .to_owned();
+    assert!(
+        seen.contains(&doomed_event),
+        "the change the killed node acknowledged was delivered by another"
+    );
+    cluster.restart(0).await;
+    cluster.finish().await;
+}
