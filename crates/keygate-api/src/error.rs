@@ -65,6 +65,8 @@ pub enum ErrorCode {
     LastOwner,
     /// A member tried to remove themselves (another owner can).
     CannotRemoveSelf,
+    /// The workspace has as many webhook endpoints as it may (20): delete one first.
+    TooManyWebhooks,
     AlreadyExists,
     AlreadyImported,
     ConcurrentChange,

@@ -22,8 +22,8 @@ pub const MAX_LEAKS: usize = 100;
     "source": "github"
 }))]
 pub struct LeakReport {
-    /// The secret as found (1 to 256 characters).
-    #[schema(min_length = 1, max_length = 256)]
+    /// The secret as found (1 to 256 characters, not only spaces).
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     pub token: String,
     /// The scanner's name for the kind of secret (at most 100 characters).
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -37,6 +37,38 @@ pub struct LeakReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 100)]
     pub source: Option<String>,
+}
+
+/// The body of `POST /v1/leaks`: 1 to [`MAX_LEAKS`] reports (documented inline, so the
+/// array's bounds are stated where the body is).
+pub struct LeakReports;
+
+impl utoipa::PartialSchema for LeakReports {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let schema = serde_json::json!({
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/LeakReport"},
+            "minItems": 1,
+            "maxItems": MAX_LEAKS,
+        });
+        serde_json::from_value(schema).unwrap_or_else(|_| {
+            utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::default())
+        })
+    }
+}
+
+impl ToSchema for LeakReports {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            LeakReport::name().into_owned(),
+            <LeakReport as utoipa::PartialSchema>::schema(),
+        ));
+    }
 }
 
 /// What was done about a reported key.

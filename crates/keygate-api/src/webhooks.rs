@@ -14,8 +14,12 @@ pub const MAX_WEBHOOKS: usize = 20;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"url": "https://hooks.example.com/keygate", "description": "billing", "event_types": ["key.revoked", "key.leaked"]}))]
 pub struct CreateWebhook {
-    /// Where deliveries are POSTed: `https`, to a public address (at most 2,048 characters).
-    #[schema(max_length = 2048, pattern = "^https?://")]
+    /// Where deliveries are POSTed: `https` to a host name (not an IP address) that resolves
+    /// to public addresses only; at most 2,048 characters.
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https://([a-z0-9-]+\.)*[a-z][a-z0-9-]*(:[1-9][0-9]{0,3})?(/[!-~]*)?$"
+    )]
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Description>)]
@@ -34,7 +38,10 @@ pub struct CreateWebhook {
 #[schema(example = json!({"enabled": false}))]
 pub struct UpdateWebhook {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 2048, pattern = "^https?://")]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https://([a-z0-9-]+\.)*[a-z][a-z0-9-]*(:[1-9][0-9]{0,3})?(/[!-~]*)?$"
+    )]
     pub url: Option<String>,
     #[serde(
         default,

@@ -350,7 +350,7 @@ pub async fn rotate_key(
         RotateKey::default()
     } else {
         crate::extract::json_object(&body)?;
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadJson(format!("rotate body: {e}")))?
+        crate::extract::strict_json(&body)?
     };
     let grace = parse_duration(body.grace.as_deref().unwrap_or("24h"))
         .map_err(|e| ApiError::invalid(format!("grace: {e}")))?;

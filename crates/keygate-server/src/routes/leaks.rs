@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::Json;
-use keygate_api::leaks::{LeakAction, LeakOutcome, LeakReport, MAX_LEAKS};
+use keygate_api::leaks::{LeakAction, LeakOutcome, LeakReport, LeakReports, MAX_LEAKS};
 use keygate_api::Items;
 use keygate_core::key::{display_form, ParsedKey};
 use keygate_core::model::{KeyStatus, LeakPolicy};
@@ -31,7 +31,7 @@ use crate::state::AppState;
 /// one outcome per token, in order; a token that is not a key of this workspace (another
 /// workspace's included) answers `"matched": false`.
 #[utoipa::path(post, path = "/v1/leaks", tag = "keys",
-    request_body(content = Vec<LeakReport>, description = "1 to 100 reported secrets, as secret scanners send them.", content_type = "application/json"),
+    request_body(content = inline(LeakReports), description = "1 to 100 reported secrets, as secret scanners send them.", content_type = "application/json"),
     responses((status = 200, description = "One outcome per reported token, in the order reported.", body = Items<LeakOutcome>)))]
 pub async fn report_leaks(
     State(state): State<AppState>,

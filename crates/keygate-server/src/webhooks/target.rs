@@ -1,6 +1,6 @@
 //! Where a webhook may be sent. Keygate calls URLs its users give it, so each is checked as
-//! an attacker would aim it (SSRF): `https` only; no user or password in the URL; and every
-//! address the host resolves to must be public — not loopback, private, link-local (cloud
+//! an attacker would aim it (SSRF): `https` only; a host name, not an IP address; no user or
+//! password in the URL; and every address the host resolves to must be public — not loopback, private, link-local (cloud
 //! metadata lives at 169.254.169.254), shared, unspecified or multicast. The check is made when
 //! the endpoint is saved and again before every delivery, which then connects to the address
 //! it checked (so a DNS answer cannot change between the check and the connection).
@@ -44,8 +44,12 @@ pub fn check_url(text: &str, policy: TargetPolicy) -> Result<Url, String> {
         _ => return Err("a webhook URL must be https".into()),
     }
     if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
-        if !allowed(ip, policy) {
-            return Err(refused(ip));
+        // A host name, not an address: https certificates name hosts, and an address literal
+        // is how requests are aimed inward. Only the loopback exception takes one.
+        if !(policy.allow_loopback && ip.is_loopback()) {
+            return Err(format!(
+                "a webhook URL names a host, not an IP address ({ip})"
+            ));
         }
     }
     if !policy.allow_loopback && (host == "localhost" || host.ends_with(".localhost")) {
@@ -149,7 +153,10 @@ mod tests {
             assert!(check_url(bad, strict).is_err(), "{bad} passed");
         }
         assert!(check_url("https://hooks.example.com/keygate", strict).is_ok());
-        assert!(check_url("https://93.184.216.34/x", strict).is_ok());
+        assert!(
+            check_url("https://93.184.216.34/x", strict).is_err(),
+            "a host name, not an address"
+        );
         assert!(check_url("http://127.0.0.1:9000/x", lax).is_ok());
         assert!(
             check_url("http://10.0.0.1/x", lax).is_err(),

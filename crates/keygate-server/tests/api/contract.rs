@@ -79,6 +79,12 @@ async fn a_body_of_another_json_type_is_refused_by_every_operation() {
                 .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
             checked += 1;
         }
+        // A field no operation takes is refused too (optional bodies included: rotate).
+        if !takes_a_list {
+            raw(&app, &method, &path, "{\"surely_not_a_field\": 1}")
+                .await
+                .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
+        }
     }
     assert!(checked >= 7 * 10, "{checked} requests");
     // An object still reaches the handler (here: the workspace, all of whose fields are
