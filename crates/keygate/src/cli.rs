@@ -37,6 +37,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// The workspace and its policies.
     Workspace(WorkspaceArgs),
+    /// Webhook endpoints: where Keygate tells your systems that keys and members changed.
+    Webhooks(WebhooksArgs),
     /// Find Keygate keys in files (checksum-verified, so look-alikes are not reported): prints
     /// file:line and the key's display form, exits 1 when it finds one. For pre-commit hooks
     /// and CI; reads nothing but the files and sends nothing anywhere.
@@ -470,6 +472,53 @@ pub struct ImportArgs {
     pub permissions: Vec<String>,
     #[arg(long, value_name = "WHEN", value_parser = parse_expiry)]
     pub expires: Option<Expiry>,
+}
+
+#[derive(Debug, Args)]
+pub struct WebhooksArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: WebhooksCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Add an endpoint and show its signing secret once.
+    Create {
+        /// Where deliveries are POSTed (https, a public host). Positional: `--url` names the
+        /// Keygate server.
+        #[arg(value_name = "URL")]
+        endpoint: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// An event to send (repeatable, e.g. --event key.revoked); none means every event.
+        #[arg(long = "event", value_name = "TYPE")]
+        events: Vec<String>,
+    },
+    /// List endpoints.
+    #[command(alias = "ls")]
+    List,
+    /// Stop or resume deliveries to an endpoint.
+    Disable {
+        id: String,
+    },
+    Enable {
+        id: String,
+    },
+    /// Delete an endpoint and its delivery log.
+    #[command(alias = "rm")]
+    Delete {
+        id: String,
+    },
+    /// Queue a webhook.test event for an endpoint.
+    Test {
+        id: String,
+    },
+    /// An endpoint's latest deliveries: state, attempts, last answer.
+    Deliveries {
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]

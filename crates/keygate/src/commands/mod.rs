@@ -12,6 +12,7 @@ mod members;
 mod projects;
 mod scan;
 mod serve;
+mod webhooks;
 mod workspace;
 
 use std::process::ExitCode;
@@ -48,6 +49,7 @@ async fn run_client(command: Command) -> ExitCode {
         Command::Members(a) => a.client.json,
         Command::Audit(a) => a.client.json,
         Command::Workspace(a) => a.client.json,
+        Command::Webhooks(a) => a.client.json,
         Command::Serve(_) | Command::Bootstrap(_) | Command::Scan(_) => false,
     };
     let out = Output::new(json);
@@ -73,6 +75,10 @@ async fn run_client(command: Command) -> ExitCode {
         },
         Command::Workspace(args) => match Context::new(out, &args.client) {
             Ok(ctx) => workspace::run(&ctx, args.command).await,
+            Err(e) => Err(e),
+        },
+        Command::Webhooks(args) => match Context::new(out, &args.client) {
+            Ok(ctx) => webhooks::run(&ctx, args.command).await,
             Err(e) => Err(e),
         },
         Command::Serve(_) | Command::Bootstrap(_) | Command::Scan(_) => Ok(()),

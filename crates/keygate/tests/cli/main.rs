@@ -9,6 +9,7 @@ use std::time::Duration;
 
 mod leaks;
 mod newer_server;
+mod webhooks;
 
 use assert_cmd::Command;
 use serde_json::Value;
