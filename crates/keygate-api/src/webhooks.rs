@@ -7,6 +7,45 @@ use utoipa::ToSchema;
 
 pub use keygate_core::events::EventType;
 
+/// The form of an endpoint URL: `https`, a lowercase host name (not an IP address), an
+/// optional port, a path of printable ASCII. [`is_endpoint_url`] is the same rule in code.
+pub const URL_PATTERN: &str =
+    r"^https://([a-z0-9-]+\.)*[a-z][a-z0-9-]*(:[1-9][0-9]{0,3})?(/[!-~]*)?$";
+
+/// Whether `text` has the form [`URL_PATTERN`] states (the server also checks where the host
+/// resolves to).
+pub fn is_endpoint_url(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("https://") else {
+        return false;
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if !path.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
+        return false;
+    }
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let port_ok = port.is_none_or(|p| {
+        (1..=4).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && !p.starts_with('0')
+    });
+    let labels: Vec<&str> = host.split('.').collect();
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    port_ok
+        && labels.iter().all(label_ok)
+        && labels
+            .last()
+            .and_then(|l| l.bytes().next())
+            .is_some_and(|b| b.is_ascii_lowercase())
+}
+
 /// Most endpoints one workspace may have.
 pub const MAX_WEBHOOKS: usize = 20;
 
@@ -122,4 +161,43 @@ pub struct DeliveryPage {
 pub struct TestQueued {
     pub delivery_id: String,
     pub event_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_check_is_the_documented_pattern() {
+        let pattern = regex::Regex::new(URL_PATTERN).expect("the pattern compiles");
+        // The schemas carry the pattern as a literal (utoipa takes no constant): the same one.
+        for schema in [
+            <CreateWebhook as utoipa::PartialSchema>::schema(),
+            <UpdateWebhook as utoipa::PartialSchema>::schema(),
+        ] {
+            let schema = serde_json::to_value(schema).expect("json");
+            assert_eq!(schema["properties"]["url"]["pattern"], URL_PATTERN);
+        }
+        for text in [
+            "https://hooks.example.com/keygate",
+            "https://a",
+            "https://a.b:8443/x?y=1#z",
+            "https://76.s.bz01.zw484dqe0b",
+            "https://76.s.bz01.zw484dqe0b*",
+            "https://Hooks.example.com/",
+            "HTTPS://hooks.example.com/",
+            "http://hooks.example.com/",
+            "https://10.0.0.1/",
+            "https://a..b/",
+            "https://a.b:0/",
+            "https://a.b:99999/",
+            "https://a.b/ space",
+            "https://a.1b/",
+            "https://-a.b-/",
+            "https://",
+            "https://a.b/é",
+        ] {
+            assert_eq!(is_endpoint_url(text), pattern.is_match(text), "{text:?}");
+        }
+    }
 }

@@ -151,6 +151,15 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<Page<Delivery>>;
     /// Deliveries still pending, over every workspace (for `/metrics`).
     async fn pending_deliveries(&self) -> StoreResult<i64>;
+    /// Makes a delivery of this endpoint due again at `now` (one more attempt, whatever its
+    /// state); `NotFound` for another endpoint's or workspace's delivery.
+    async fn redeliver(
+        &self,
+        workspace_id: &str,
+        endpoint_id: &str,
+        delivery_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
 }
 
 const ENDPOINT_COLUMNS: &str =
@@ -495,6 +504,30 @@ impl WebhookStore for SqlStore {
             at: millis(d.created_at),
             id: d.id.clone(),
         }))
+    }
+
+    async fn redeliver(
+        &self,
+        workspace_id: &str,
+        endpoint_id: &str,
+        delivery_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $4, \
+             updated_at = $4 WHERE workspace_id = $1 AND endpoint_id = $2 AND id = $3",
+        )
+        .bind(workspace_id)
+        .bind(endpoint_id)
+        .bind(delivery_id)
+        .bind(millis(now))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 
     async fn pending_deliveries(&self) -> StoreResult<i64> {

@@ -90,6 +90,7 @@ pub(crate) fn operations() -> Vec<Row> {
         row(Write, "delete webhooks", routes!(webhooks::delete_webhook)),
         row(Read, "read webhook deliveries", routes!(webhooks::list_deliveries)),
         row(Write, "send test webhooks", routes!(webhooks::test_webhook)),
+        row(Write, "redeliver webhooks", routes!(webhooks::redeliver)),
     ]
 }
 

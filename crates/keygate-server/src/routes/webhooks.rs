@@ -261,6 +261,28 @@ pub async fn test_webhook(
     ))
 }
 
+/// Send a delivery again now: one more attempt, whatever came of the earlier ones (a failed
+/// delivery that fails again is failed again).
+#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
+    params(
+        ("id" = String, Path, description = "The endpoint's id (`wh_…`).", pattern = r"^wh_[A-Za-z0-9]{1,64}$"),
+        ("delivery_id" = String, Path, description = "The delivery's id, from the delivery log.", pattern = r"^[A-Za-z0-9_:]{1,200}$")
+    ),
+    responses((status = 202, description = "The delivery is due again.")))]
+pub async fn redeliver(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, delivery_id)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    load(&state, &caller, &id).await?;
+    state
+        .store
+        .redeliver(&caller.workspace.id, &id, &delivery_id, state.clock.now())
+        .await
+        .map_err(ApiError::store_lookup("delivery"))?;
+    Ok(StatusCode::ACCEPTED)
+}
+
 async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<WebhookEndpoint, ApiError> {
     if !ids::looks_like("wh", id) {
         return Err(ApiError::NotFound("webhook"));

@@ -52,6 +52,15 @@ pub fn check_url(text: &str, policy: TargetPolicy) -> Result<Url, String> {
             ));
         }
     }
+    // The form the document states, checked on the text as given (a URL parser would
+    // lowercase and repair it): what the schema refuses, the server refuses.
+    if !policy.allow_loopback && !keygate_api::webhooks::is_endpoint_url(text) {
+        return Err(
+            "a webhook URL is https://, a lowercase host name (not an IP address), an optional \
+             port and a printable path"
+                .into(),
+        );
+    }
     if !policy.allow_loopback && (host == "localhost" || host.ends_with(".localhost")) {
         return Err("webhooks are not sent to localhost: only public addresses are allowed".into());
     }

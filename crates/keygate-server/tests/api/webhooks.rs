@@ -84,6 +84,21 @@ async fn endpoints_are_managed_by_writers_and_never_point_inward(app: &TestApp) 
         log.body
     );
     assert_eq!(items[0]["event_type"], "key.revoked");
+    // It can be sent again now; a delivery of nothing is 404.
+    let delivery = items[0]["id"].as_str().expect("id");
+    let again = app
+        .owner_post(
+            &format!("/v1/webhooks/{id}/deliveries/{delivery}/redeliver"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    app.owner_post(
+        &format!("/v1/webhooks/{id}/deliveries/evt_nothing:{id}/redeliver"),
+        json!({}),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "not_found");
 
     let patched = app
         .owner_patch(&format!("/v1/webhooks/{id}"), json!({"enabled": false}))
