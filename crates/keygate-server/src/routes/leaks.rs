@@ -60,8 +60,8 @@ fn check_lengths(i: usize, report: &LeakReport) -> Result<(), ApiError> {
         text.as_deref()
             .is_some_and(|text| text.chars().count() > max)
     };
-    let token = report.token.trim();
-    if token.is_empty() || token.chars().count() > 256 {
+    // As documented: at most 256 characters as sent, and not only spaces.
+    if report.token.trim().is_empty() || report.token.chars().count() > 256 {
         return Err(ApiError::invalid(format!(
             "[{i}].token must be 1 to 256 characters"
         )));

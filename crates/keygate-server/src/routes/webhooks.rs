@@ -316,6 +316,10 @@ fn valid_description(description: Option<String>) -> Result<Option<String>, ApiE
 /// The list without repeats. `webhook.test` may be listed but changes nothing: test events
 /// are sent on request (`POST /v1/webhooks/{id}/test`) whatever an endpoint subscribes to.
 fn valid_types(types: Vec<EventType>) -> Result<Vec<EventType>, ApiError> {
+    // Bounded as the document says (20), repeats included: input is never unbounded.
+    if types.len() > 20 {
+        return Err(ApiError::invalid("event_types lists at most 20 entries"));
+    }
     let mut unique: Vec<EventType> = Vec::new();
     for t in types {
         if !unique.contains(&t) {

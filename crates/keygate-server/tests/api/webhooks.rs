@@ -53,6 +53,13 @@ async fn endpoints_are_managed_by_writers_and_never_point_inward(app: &TestApp) 
             reply.body
         );
     }
+    let many: Vec<&str> = std::iter::repeat_n("key.revoked", 21).collect();
+    app.owner_post(
+        "/v1/webhooks",
+        json!({"url": "https://hooks.example.com/x", "event_types": many}),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
     let viewer = app.member_token("viewer").await;
     assert_eq!(
         app.get("/v1/webhooks", &viewer).await.status,
