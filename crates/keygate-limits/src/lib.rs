@@ -114,11 +114,17 @@ pub trait Limiter: Send + Sync + 'static {
     async fn forget_key(&self, key_id: &str) -> Result<(), LimiterError>;
 }
 
-/// Whose limits are counted: a key, inside the workspace whose credits it spends.
+/// Whose limits are counted: a key, inside the workspace whose credits it spends, and the
+/// identity (customer) it belongs to, if any, whose budgets it also spends.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Subject {
     pub workspace_id: String,
     pub key_id: String,
+    /// Where [`Limiter::record`] also counts usage. A reservation remembers the identity it
+    /// was made under and settles there, whatever the settling caller passes, so a key
+    /// moved to another identity meanwhile cannot move a hold; ownership of a reservation
+    /// is the workspace and key only (see [`Subject::owns`]).
+    pub identity_id: Option<String>,
 }
 
 impl Subject {
@@ -126,8 +132,32 @@ impl Subject {
         Self {
             workspace_id: workspace_id.into(),
             key_id: key_id.into(),
+            identity_id: None,
         }
     }
+
+    /// The same subject, counting also for `identity_id`.
+    pub fn with_identity(mut self, identity_id: Option<impl Into<String>>) -> Self {
+        self.identity_id = identity_id.map(Into::into);
+        self
+    }
+
+    /// Whether `self` may end a reservation made for `other`: same workspace and key.
+    pub fn owns(&self, other: &Subject) -> bool {
+        self.workspace_id == other.workspace_id && self.key_id == other.key_id
+    }
+}
+
+/// The limits of the identity a key belongs to: the same kinds a key has, counted once for
+/// all the identity's keys. Checked with the key's in the same atomic step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityLimits {
+    pub identity_id: String,
+    pub rate_limits: Vec<RateWindow>,
+    pub token_limit: Option<TokenLimit>,
+    pub cost_limit: Option<CostLimit>,
+    /// Resets at 00:00 UTC.
+    pub daily_spend_cap: Option<Micros>,
 }
 
 /// Everything the limiter needs to decide one request; the server fills it from the key, its
@@ -142,6 +172,9 @@ pub struct Admission {
     pub cost_limit: Option<CostLimit>,
     /// Resets at 00:00 UTC.
     pub daily_spend_cap: Option<Micros>,
+    /// The key's identity and its limits, when the key belongs to one. Its id must equal
+    /// `subject.identity_id`.
+    pub identity: Option<IdentityLimits>,
     /// Total credit granted to the workspace; what remains is this minus what the workspace
     /// has spent, which the limiter counts.
     pub credit_balance: Option<Micros>,
@@ -160,6 +193,7 @@ impl Admission {
             token_limit: None,
             cost_limit: None,
             daily_spend_cap: None,
+            identity: None,
             credit_balance: None,
             tokens: 0,
             cost: Micros::ZERO,
@@ -187,8 +221,11 @@ pub struct Decision {
     /// window the time until enough counted requests leave it, for a budget the time to its
     /// next reset (`None` for a budget that never resets, and for credits).
     pub retry_after_secs: Option<u64>,
-    /// Every limit, with what remains after this decision.
+    /// Every limit, with what remains after this decision: the key's, then the identity's,
+    /// then the workspace's credits.
     pub limits: Vec<LimitState>,
+    /// Whose limit refused, when one did: the key's, its identity's or the workspace's.
+    pub denied_by: Option<LimitScope>,
     /// Set by [`Limiter::reserve`] when admitted.
     pub reservation_id: Option<String>,
 }
@@ -222,11 +259,21 @@ impl LimitKind {
     }
 }
 
+/// Whose limit a [`LimitState`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitScope {
+    Key,
+    Identity,
+    Workspace,
+}
+
 /// Consumption of one limit. Money kinds (`cost`, `daily_spend_cap`, `credits`) are in
 /// micro-dollars (serialized with `"unit":"usd_micros"`); reserved amounts count as used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitState {
     pub kind: LimitKind,
+    pub scope: LimitScope,
     pub limit: i64,
     pub used: i64,
     /// `limit - used`, never below zero.
@@ -248,6 +295,7 @@ impl Serialize for LimitState {
             LimitKind::Credits => "credits",
         };
         map.serialize_entry("kind", kind)?;
+        map.serialize_entry("scope", &self.scope)?;
         if let LimitKind::Rate { window_secs } = self.kind {
             map.serialize_entry("window_secs", &window_secs)?;
         }
@@ -401,6 +449,7 @@ mod tests {
     fn limit_states_serialize_flat_in_snake_case() {
         let state = LimitState {
             kind: LimitKind::Rate { window_secs: 60 },
+            scope: LimitScope::Key,
             limit: 60,
             used: 1,
             remaining: 59,
@@ -408,7 +457,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&state).expect("json"),
-            r#"{"kind":"rate","window_secs":60,"unit":"requests","limit":60,"used":1,"remaining":59,"reset_at":null}"#
+            r#"{"kind":"rate","scope":"key","window_secs":60,"unit":"requests","limit":60,"used":1,"remaining":59,"reset_at":null}"#
         );
         let cap = LimitState {
             kind: LimitKind::DailySpendCap,
@@ -416,7 +465,7 @@ mod tests {
         };
         assert!(serde_json::to_string(&cap)
             .expect("json")
-            .starts_with(r#"{"kind":"daily_spend_cap","unit":"usd_micros","limit""#));
+            .starts_with(r#"{"kind":"daily_spend_cap","scope":"key","unit":"usd_micros","limit""#));
     }
 
     #[test]

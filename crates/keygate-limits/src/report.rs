@@ -6,7 +6,8 @@ use keygate_core::limits::ResetPeriod;
 use keygate_core::Denial;
 
 use crate::{
-    as_i64, budget_limit, window_ms, Admission, Decision, LimitKind, LimitState, MAX_AMOUNT,
+    as_i64, budget_limit, window_ms, Admission, Decision, LimitKind, LimitScope, LimitState,
+    MAX_AMOUNT,
 };
 
 /// One rate window after the decision.
@@ -56,10 +57,17 @@ fn secs_until(now: DateTime<Utc>, at: Option<DateTime<Utc>>) -> Option<u64> {
 
 /// `used` is clamped like every counter, so both backends report the same number even where
 /// Redis's doubles could not add exactly.
-fn state(kind: LimitKind, limit: i64, used: i64, reset_at: Option<DateTime<Utc>>) -> LimitState {
+fn state(
+    kind: LimitKind,
+    scope: LimitScope,
+    limit: i64,
+    used: i64,
+    reset_at: Option<DateTime<Utc>>,
+) -> LimitState {
     let used = used.clamp(0, MAX_AMOUNT);
     LimitState {
         kind,
+        scope,
         limit,
         used,
         remaining: limit.saturating_sub(used).max(0),
@@ -74,6 +82,7 @@ pub(crate) fn limit_states(req: &Admission, now: DateTime<Utc>, usage: &Usage) -
             LimitKind::Rate {
                 window_secs: window.window.secs(),
             },
+            LimitScope::Key,
             as_i64(window.limit),
             as_i64(used.count),
             used.mark_ms
@@ -83,6 +92,7 @@ pub(crate) fn limit_states(req: &Admission, now: DateTime<Utc>, usage: &Usage) -
     if let Some(limit) = req.token_limit {
         states.push(state(
             LimitKind::Tokens,
+            LimitScope::Key,
             as_i64(limit.limit),
             usage.tokens,
             limit.reset.next_reset(now),
@@ -91,6 +101,7 @@ pub(crate) fn limit_states(req: &Admission, now: DateTime<Utc>, usage: &Usage) -
     if let Some(limit) = req.cost_limit {
         states.push(state(
             LimitKind::Cost,
+            LimitScope::Key,
             budget_limit(limit.limit.0),
             usage.cost,
             limit.reset.next_reset(now),
@@ -99,6 +110,7 @@ pub(crate) fn limit_states(req: &Admission, now: DateTime<Utc>, usage: &Usage) -
     if let Some(cap) = req.daily_spend_cap {
         states.push(state(
             LimitKind::DailySpendCap,
+            LimitScope::Key,
             budget_limit(cap.0),
             usage.daily,
             ResetPeriod::Daily.next_reset(now),
@@ -107,6 +119,7 @@ pub(crate) fn limit_states(req: &Admission, now: DateTime<Utc>, usage: &Usage) -
     if let Some(balance) = req.credit_balance {
         states.push(state(
             LimitKind::Credits,
+            LimitScope::Workspace,
             budget_limit(balance.0),
             usage.credits,
             None,
@@ -137,8 +150,13 @@ pub(crate) fn decision(
         Some(Denial::SpendCapReached) => secs_until(now, ResetPeriod::Daily.next_reset(now)),
         Some(_) => None,
     };
+    let denied_by = denial.map(|d| match d {
+        Denial::InsufficientCredits => LimitScope::Workspace,
+        _ => LimitScope::Key,
+    });
     Decision {
         denial,
+        denied_by,
         retry_after_secs,
         limits: limit_states(req, now, usage),
         reservation_id: if denial.is_none() {

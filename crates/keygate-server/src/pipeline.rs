@@ -425,10 +425,7 @@ pub fn admission(
     attempt: &Attempt<'_>,
 ) -> Result<Admission, ApiError> {
     let key = &found.key;
-    let subject = Subject {
-        workspace_id: key.workspace_id.clone(),
-        key_id: key.id.clone(),
-    };
+    let subject = Subject::new(key.workspace_id.as_str(), key.id.as_str());
     if key.legacy {
         // Imported keys carry no limits of their own, nor the workspace's default windows or
         // policies, until they are replaced (the product promise). But what they spend is
@@ -468,6 +465,7 @@ pub fn admission(
         token_limit: key.limits.token_limit,
         cost_limit: key.limits.cost_limit,
         daily_spend_cap: key.limits.daily_spend_cap,
+        identity: None,
         credit_balance: workspace.credit_balance,
         tokens: attempt.tokens,
         cost: attempt.cost,

@@ -90,10 +90,7 @@ pub async fn report_usage(
     state
         .limiter
         .record(
-            &Subject {
-                workspace_id: key.workspace_id.clone(),
-                key_id: key.id.clone(),
-            },
+            &Subject::new(key.workspace_id.as_str(), key.id.as_str()),
             body.tokens,
             body.cost,
         )
