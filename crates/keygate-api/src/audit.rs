@@ -51,6 +51,12 @@ pub enum AuditAction {
     WebhookUpdate,
     #[serde(rename = "webhook.delete")]
     WebhookDelete,
+    #[serde(rename = "identity.create")]
+    IdentityCreate,
+    #[serde(rename = "identity.update")]
+    IdentityUpdate,
+    #[serde(rename = "identity.delete")]
+    IdentityDelete,
     /// Failed authentication attempts with a customer's key, aggregated per display form ×
     /// source × code × hour (see [`AuditItem`]).
     #[serde(rename = "auth.failed")]
@@ -59,7 +65,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, for tables and tests.
-    pub const ALL: [AuditAction; 22] = [
+    pub const ALL: [AuditAction; 25] = [
         AuditAction::KeyCreate,
         AuditAction::KeyImport,
         AuditAction::KeyUpdate,
@@ -81,6 +87,9 @@ impl AuditAction {
         AuditAction::WebhookCreate,
         AuditAction::WebhookUpdate,
         AuditAction::WebhookDelete,
+        AuditAction::IdentityCreate,
+        AuditAction::IdentityUpdate,
+        AuditAction::IdentityDelete,
         AuditAction::AuthFailed,
     ];
 
@@ -108,6 +117,9 @@ impl AuditAction {
             AuditAction::WebhookCreate => "webhook.create",
             AuditAction::WebhookUpdate => "webhook.update",
             AuditAction::WebhookDelete => "webhook.delete",
+            AuditAction::IdentityCreate => "identity.create",
+            AuditAction::IdentityUpdate => "identity.update",
+            AuditAction::IdentityDelete => "identity.delete",
             AuditAction::AuthFailed => "auth.failed",
         }
     }
@@ -128,16 +140,18 @@ pub enum TargetType {
     RoutingRule,
     Workspace,
     Webhook,
+    Identity,
 }
 
 impl TargetType {
-    pub const ALL: [TargetType; 6] = [
+    pub const ALL: [TargetType; 7] = [
         TargetType::Key,
         TargetType::Project,
         TargetType::Member,
         TargetType::RoutingRule,
         TargetType::Workspace,
         TargetType::Webhook,
+        TargetType::Identity,
     ];
 
     /// The stored and wire form (`routing_rule`).
@@ -149,6 +163,7 @@ impl TargetType {
             TargetType::RoutingRule => "routing_rule",
             TargetType::Workspace => "workspace",
             TargetType::Webhook => "webhook",
+            TargetType::Identity => "identity",
         }
     }
 

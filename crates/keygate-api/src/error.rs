@@ -59,6 +59,11 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     // Conflicts (409).
     NameTaken,
+    /// Another identity of the workspace has this `external_id`.
+    ExternalIdTaken,
+    /// The identity still has keys: move them to another identity (or none), or delete them,
+    /// first.
+    IdentityHasKeys,
     /// The workspace allows one active key per environment (`single_active_key`), and the
     /// request would make a second: the message names the active key(s).
     OneActiveKey,

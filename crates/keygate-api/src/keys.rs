@@ -102,6 +102,11 @@ pub struct CreateKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^rr_[A-Za-z0-9]{1,64}$", example = "rr_4kT9wQ2mZx")]
     pub routing_rule_id: Option<String>,
+    /// The identity (customer) the key belongs to (`idt_…`, one of the workspace's): its
+    /// limits are checked together with the key's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^idt_[A-Za-z0-9]{1,64}$", example = "idt_7hR2pX9qLm")]
+    pub identity_id: Option<String>,
 }
 
 /// `GET /v1/keys`: filters and the page to read.
@@ -125,6 +130,9 @@ pub struct ListKeys {
     /// `true`: only imported legacy keys; `false`: only keys issued here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legacy: Option<bool>,
+    /// Only keys of this identity (`idt_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     /// Keys per page, 1–500; default 50.
     #[param(minimum = 1, maximum = 500)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,6 +201,15 @@ pub struct UpdateKey {
     )]
     #[schema(value_type = Option<String>, pattern = "^rr_[A-Za-z0-9]{1,64}$", example = "rr_4kT9wQ2mZx")]
     pub routing_rule_id: Option<Option<String>>,
+    /// `"idt_…"` to move the key to that identity of the workspace, `null` to take it out of
+    /// its identity.
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, pattern = "^idt_[A-Za-z0-9]{1,64}$", example = "idt_7hR2pX9qLm")]
+    pub identity_id: Option<Option<String>>,
 }
 
 /// `POST /v1/keys/{id}/rotate`: a new secret, the old one working on for a grace period. The

@@ -23,6 +23,7 @@ pub mod ai;
 pub mod audit;
 pub mod error;
 pub mod fields;
+pub mod identities;
 pub mod keys;
 pub mod leaks;
 pub mod limits;
@@ -37,7 +38,7 @@ pub mod workspace;
 
 pub use keygate_core::limits::{CostLimit, KeyLimits, RateWindow, ResetPeriod, TokenLimit};
 pub use keygate_core::model::{
-    ApiKey, KeyStatus, LeakPolicy, Member, Project, Role, Scope, Workspace,
+    ApiKey, Identity, KeyStatus, LeakPolicy, Member, Project, Role, Scope, Workspace,
 };
 pub use keygate_core::Micros;
 

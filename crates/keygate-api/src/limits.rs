@@ -25,6 +25,16 @@ pub enum LimitKind {
     Credits,
 }
 
+/// Whose limit a [`LimitState`] is: the key's own, its identity's (counted over all the
+/// identity's keys), or the workspace's credits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitScope {
+    Key,
+    Identity,
+    Workspace,
+}
+
 /// What `limit`, `used` and `remaining` count: requests, tokens, or micro-dollars (never
 /// dollars, so a client cannot mistake one for the other).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -38,9 +48,10 @@ pub enum LimitUnit {
 /// The consumption of one limit. Money kinds (`cost`, `daily_spend_cap`, `credits`) count
 /// micro-dollars; reserved amounts count as used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"kind": "rate", "window_secs": 60, "unit": "requests", "limit": 100, "used": 3, "remaining": 97, "reset_at": "2026-01-31T12:01:00Z"}))]
+#[schema(example = json!({"kind": "rate", "scope": "key", "window_secs": 60, "unit": "requests", "limit": 100, "used": 3, "remaining": 97, "reset_at": "2026-01-31T12:01:00Z"}))]
 pub struct LimitState {
     pub kind: LimitKind,
+    pub scope: LimitScope,
     /// The window's length, for `rate` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
@@ -60,7 +71,7 @@ pub struct LimitState {
 
 /// `GET /v1/keys/{id}/limits`: the key's consumption against every limit that applies to it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"key_id": "key_2bX9kQ4mN7pL1vT8cYw3", "legacy": false, "limits": [{"kind": "tokens", "unit": "tokens", "limit": 100000, "used": 1200, "remaining": 98800, "reset_at": "2026-02-01T00:00:00Z"}]}))]
+#[schema(example = json!({"key_id": "key_2bX9kQ4mN7pL1vT8cYw3", "legacy": false, "limits": [{"kind": "tokens", "scope": "key", "unit": "tokens", "limit": 100000, "used": 1200, "remaining": 98800, "reset_at": "2026-02-01T00:00:00Z"}]}))]
 pub struct KeyLimitStatus {
     pub key_id: String,
     /// An imported key: no limits of its own until it is replaced (`limits` is empty).
@@ -242,6 +253,7 @@ mod tests {
     fn a_rate_window_shows_its_length_and_other_limits_do_not() {
         let rate = LimitState {
             kind: LimitKind::Rate,
+            scope: LimitScope::Key,
             window_secs: Some(60),
             unit: LimitUnit::Requests,
             limit: 10,
@@ -251,7 +263,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_value(&rate).expect("json"),
-            json!({"kind": "rate", "window_secs": 60, "unit": "requests", "limit": 10, "used": 1, "remaining": 9, "reset_at": null})
+            json!({"kind": "rate", "scope": "key", "window_secs": 60, "unit": "requests", "limit": 10, "used": 1, "remaining": 9, "reset_at": null})
         );
         let tokens = LimitState {
             kind: LimitKind::Tokens,

@@ -37,6 +37,9 @@ pub enum GroupBy {
     Operation,
     /// One group per UTC day of the range, in order, zeros included (`date`).
     Day,
+    /// One group per identity (`identity_id`; `null` for keys of no identity). Usage follows
+    /// each key's current identity: a key moved to another takes its history along.
+    Identity,
 }
 
 impl GroupBy {
@@ -47,6 +50,7 @@ impl GroupBy {
             GroupBy::Project => "project",
             GroupBy::Operation => "operation",
             GroupBy::Day => "date",
+            GroupBy::Identity => "identity_id",
         }
     }
 }
@@ -156,6 +160,8 @@ pub enum GroupName {
     Operation(String),
     /// `group_by=day`.
     Date(NaiveDate),
+    /// `group_by=identity`: the identity's id, `null` for keys of no identity.
+    IdentityId(Option<String>),
 }
 
 /// One group of workspace usage: the field `group_by` names, and its counts.

@@ -106,7 +106,7 @@ pub struct VerifyHeaders {
         "legacy": false,
         "limits": {"rate_limits": [{"limit": 100, "window": "1m"}]}
     },
-    "limits": [{"kind": "rate", "window_secs": 60, "unit": "requests", "limit": 100, "used": 1, "remaining": 99, "reset_at": "2026-01-31T12:01:00Z"}],
+    "limits": [{"kind": "rate", "scope": "key", "window_secs": 60, "unit": "requests", "limit": 100, "used": 1, "remaining": 99, "reset_at": "2026-01-31T12:01:00Z"}],
     "retry_after": null
 }))]
 pub struct VerifyResponse {
@@ -129,6 +129,20 @@ pub struct VerifyResponse {
     /// Seconds until a request refused by a limit may be retried (as `Retry-After`).
     #[schema(minimum = 0)]
     pub retry_after: Option<u64>,
+    /// The limit that refused the request, when one did: `scope` says whether it was the
+    /// key's, its identity's or the workspace's. One of `limits`.
+    #[serde(default)]
+    pub limit: Option<LimitState>,
+}
+
+/// The identity a verified key belongs to: whom the request is from, in the platform's own
+/// terms (`external_id`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VerifiedIdentity {
+    pub id: String,
+    pub external_id: String,
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
 }
 
 /// The key as verify mode shows it: what the caller needs to serve the request.
@@ -148,6 +162,9 @@ pub struct VerifiedKey {
     /// Imported from another system: authenticates, carries no limits.
     pub legacy: bool,
     pub limits: KeyLimits,
+    /// The identity (customer) the key belongs to, if any.
+    #[serde(default)]
+    pub identity: Option<VerifiedIdentity>,
 }
 
 impl From<&KeyMatch> for VerifiedKey {
@@ -167,6 +184,7 @@ impl From<&KeyMatch> for VerifiedKey {
             metadata: k.metadata.clone(),
             legacy: k.legacy,
             limits: k.limits.clone(),
+            identity: None,
         }
     }
 }

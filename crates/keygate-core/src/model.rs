@@ -78,6 +78,29 @@ pub struct Project {
     pub created_at: DateTime<Utc>,
 }
 
+/// A customer of the workspace (the platform's own user, team or account), holding any number
+/// of keys: one per environment, CI system or teammate. Its limits are counted once for all
+/// its keys, on top of each key's own, so a customer cannot multiply a quota by creating keys.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// `idt_…`.
+    pub id: String,
+    pub workspace_id: String,
+    /// The platform's id for this customer: unique in the workspace, so a platform can find
+    /// the identity without keeping Keygate's id.
+    pub external_id: String,
+    pub name: Option<String>,
+    #[cfg_attr(feature = "schema", schema(value_type = Object))]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The same kinds a key has; checked together with the key's, all or nothing.
+    pub limits: KeyLimits,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic-concurrency counter; each saved change increments it.
+    pub version: i64,
+}
+
 /// What a member may do. Which role may call which route is the table in
 /// [`crate::access`]; the roles are ordered by trust only for owners, editors and viewers —
 /// a service member is not "above" a viewer, it may do different things.
@@ -224,6 +247,9 @@ pub struct ApiKey {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub limits: KeyLimits,
     pub routing_rule_id: Option<String>,
+    /// The identity (customer) the key belongs to, whose limits it also counts against.
+    #[serde(default)]
+    pub identity_id: Option<String>,
     /// `kg_live_ab12…mn34`: enough to recognise a key, never enough to use it.
     pub display: String,
     /// Imported from another system: authenticates, carries no limits.

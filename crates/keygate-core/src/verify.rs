@@ -93,6 +93,7 @@ mod tests {
             metadata: Default::default(),
             limits: KeyLimits::default(),
             routing_rule_id: None,
+            identity_id: None,
             display: "kg_live_abcd…wxyz".into(),
             legacy: false,
             created_by: "mem_1".into(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use keygate_core::limits::{CostLimit, RateWindow, ResetPeriod, TokenLimit, WindowLength};
 use keygate_core::{FixedClock, Micros};
-use keygate_limits::{Admission, Limiter, MemoryLimiter, RedisLimiter, Subject};
+use keygate_limits::{Admission, IdentityLimits, Limiter, MemoryLimiter, RedisLimiter, Subject};
 
 fn one_window() -> Admission {
     Admission {
@@ -48,6 +48,22 @@ fn all_budgets() -> Admission {
     }
 }
 
+/// Every budget, on the key and on its identity alike: the cost of a third scope.
+fn with_identity() -> Admission {
+    let key = all_budgets();
+    Admission {
+        subject: key.subject.clone().with_identity(Some("idn_hot")),
+        identity: Some(IdentityLimits {
+            identity_id: "idn_hot".into(),
+            rate_limits: key.rate_limits.clone(),
+            token_limit: key.token_limit,
+            cost_limit: key.cost_limit,
+            daily_spend_cap: key.daily_spend_cap,
+        }),
+        ..key
+    }
+}
+
 /// The Redis connection's driver task lives on the runtime it was made on, so the limiter
 /// and the benchmark must share one.
 fn runtime() -> tokio::runtime::Runtime {
@@ -65,7 +81,11 @@ fn bench_limiter(
     limiter: Arc<dyn Limiter>,
     clock: &FixedClock,
 ) {
-    for (case, req) in [("one_window", one_window()), ("all_budgets", all_budgets())] {
+    for (case, req) in [
+        ("one_window", one_window()),
+        ("all_budgets", all_budgets()),
+        ("with_identity", with_identity()),
+    ] {
         c.bench_function(&format!("{name}/admit/{case}"), |b| {
             b.to_async(runtime).iter(|| {
                 clock.advance_millis(1000);

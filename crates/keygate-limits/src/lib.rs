@@ -26,22 +26,40 @@
 //!   day, 12 h of 30 days — so a full window can go on refusing, and its Retry-After be, up
 //!   to one bucket longer than an exact count would say. Windows of one length share one log, at the finest
 //!   granularity any of them needs, so a key whose limit crosses 1,000 keeps its history.
+//! * **An identity's limits are counted once for all of its keys, in the same atomic step.**
+//!   An identity (a customer holding several keys) has the same kinds of limits as a key, and
+//!   its counters sit beside its keys' (memory: shards of their own keyed by identity id;
+//!   Redis: `i:<identity>:` under the workspace's hash tag). A request is checked against its
+//!   key's limits, its identity's and its workspace's credits, and consumes on all of them
+//!   only if every one passes, so a refusal by any scope leaves every scope untouched. The
+//!   order, which is also the precedence of the answer: the key's rate windows, the
+//!   identity's rate windows, the key's token limit, cost limit and daily spend cap, the
+//!   identity's token limit, cost limit and daily spend cap, then the workspace's credits.
+//!   [`Decision::denied_by`] names the scope that refused. A refusal by rate windows waits
+//!   for the longest of *every* full window, the key's and the identity's alike (waiting for
+//!   less would only be refused again); a budget's refusal waits for that budget's reset. The
+//!   key's and the identity's windows are separate logs even when of one length.
 //! * **Budgets are counted for every reset period at once.** A key's tokens and cost are added
 //!   to a daily, a weekly, a monthly and a lifetime counter, keyed by the period's UTC start.
-//!   So [`Limiter::record`], which knows only the key, can count usage without knowing the key's
-//!   limits, a key whose reset period changes keeps its true usage, and the daily spend cap is
-//!   simply the daily cost counter.
+//!   So [`Limiter::record`], which knows only the key (and its identity), can count usage
+//!   without knowing any limits, a key whose reset period changes keeps its true usage, and the
+//!   daily spend cap is simply the daily cost counter. The same holds for an identity: usage is
+//!   counted for the identity a request is made under even when the admission carries no
+//!   limits of it.
 //! * **Reservations are holds with a deadline.** A reserved amount counts as used until it is
 //!   settled, released, or its deadline passes; expired holds are swept lazily by whichever
-//!   request next touches the same key or workspace, so a caller that crashed mid-request
-//!   frees its hold after the ttl without any background task. A hold always counts against
+//!   request next touches the same key, identity or workspace, so a caller that crashed
+//!   mid-request frees its hold after the ttl without any background task. A hold always counts against
 //!   the *current* period (conservative), and settling charges the actual amount to the
-//!   period in which it is settled.
+//!   period in which it is settled. A hold counts against the identity's budgets too; the
+//!   reservation remembers the identity it was made under, and settling charges (releasing
+//!   frees) that identity, whatever identity the settling caller names.
 //! * **A reservation belongs to its workspace and key.** Its id is `rsv_` and 128 bits from
 //!   the OS CSPRNG (the same shape in both backends, so it cannot be guessed or counted), and
 //!   [`Limiter::settle`] and [`Limiter::release`] take the [`Subject`] that must own it: an id
 //!   of another workspace or key answers exactly like an unknown one and leaves the hold
-//!   alone. The check is in the limiter so that no caller can forget it.
+//!   alone. The check is in the limiter so that no caller can forget it. The identity plays
+//!   no part in it: another key of the same identity is a stranger to the reservation.
 //! * **Counters saturate, never wrap.** Every amount, counter and limit is clamped to
 //!   [`MAX_AMOUNT`] (2^53 − 1, the largest integer Lua's doubles hold exactly, so both backends
 //!   agree to the unit): that is 9·10^15 tokens or $9 billion, and a counter that reaches it
@@ -69,9 +87,10 @@ pub use crate::redis::RedisLimiter;
 #[async_trait]
 pub trait Limiter: Send + Sync + 'static {
     /// Checks every limit in the order of `docs/design.md` §3 (rate windows → token/cost
-    /// limit → daily spend cap → workspace credits) and, only if all pass, consumes atomically:
-    /// one request on every rate window, plus `tokens`/`cost` on the budgets. A denial consumes
-    /// nothing.
+    /// limit → daily spend cap → workspace credits), the identity's after the key's at each
+    /// step (see the crate docs), and, only if all pass, consumes atomically: one request on
+    /// every rate window of the key and of the identity, plus `tokens`/`cost` on the budgets
+    /// of both and on the workspace's credits. A denial consumes nothing anywhere.
     async fn admit(&self, req: &Admission) -> Result<Decision, LimiterError>;
 
     /// Like [`Limiter::admit`], but `tokens`/`cost` are held rather than spent, until
@@ -98,8 +117,9 @@ pub trait Limiter: Send + Sync + 'static {
     /// Drops a hold without spending anything; `owner` is checked as for [`Limiter::settle`].
     async fn release(&self, owner: &Subject, reservation_id: &str) -> Result<bool, LimiterError>;
 
-    /// Adds usage after the fact, unconditionally: it can take a budget over its limit, after
-    /// which admissions are refused until the period resets.
+    /// Adds usage after the fact, unconditionally, to the key, to `subject.identity_id` when
+    /// set, and to the workspace: it can take a budget over its limit, after which admissions
+    /// are refused until the period resets.
     async fn record(
         &self,
         subject: &Subject,
@@ -173,7 +193,9 @@ pub struct Admission {
     /// Resets at 00:00 UTC.
     pub daily_spend_cap: Option<Micros>,
     /// The key's identity and its limits, when the key belongs to one. Its id must equal
-    /// `subject.identity_id`.
+    /// `subject.identity_id`; if they differ, this one is where the request is counted (the
+    /// limits checked are this one's). Without it, usage is still counted for
+    /// `subject.identity_id`, with no identity limit checked.
     pub identity: Option<IdentityLimits>,
     /// Total credit granted to the workspace; what remains is this minus what the workspace
     /// has spent, which the limiter counts.
@@ -205,10 +227,71 @@ impl Admission {
     fn touches_budgets(&self) -> bool {
         self.tokens > 0
             || self.cost.0 > 0
-            || self.token_limit.is_some()
-            || self.cost_limit.is_some()
-            || self.daily_spend_cap.is_some()
+            || self.key_limits().has_budgets()
+            || self.identity_limits().is_some_and(|l| l.has_budgets())
             || self.credit_balance.is_some()
+    }
+
+    /// The key's own limits.
+    pub(crate) fn key_limits(&self) -> ScopeLimits<'_> {
+        ScopeLimits {
+            rate_limits: &self.rate_limits,
+            token_limit: self.token_limit,
+            cost_limit: self.cost_limit,
+            daily_spend_cap: self.daily_spend_cap,
+        }
+    }
+
+    /// The identity's limits, when the admission carries an identity.
+    pub(crate) fn identity_limits(&self) -> Option<ScopeLimits<'_>> {
+        self.identity.as_ref().map(|identity| ScopeLimits {
+            rate_limits: &identity.rate_limits,
+            token_limit: identity.token_limit,
+            cost_limit: identity.cost_limit,
+            daily_spend_cap: identity.daily_spend_cap,
+        })
+    }
+
+    /// The identity this request is counted for: that of [`Admission::identity`], whose limits
+    /// are checked, else `subject.identity_id` (counted, nothing checked).
+    pub(crate) fn counted_identity(&self) -> Option<&str> {
+        self.identity
+            .as_ref()
+            .map(|identity| identity.identity_id.as_str())
+            .or(self.subject.identity_id.as_deref())
+    }
+
+    /// The limits of `scope` (none for the workspace, whose credit is not a [`ScopeLimits`]).
+    pub(crate) fn limits_of(&self, scope: LimitScope) -> Option<ScopeLimits<'_>> {
+        match scope {
+            LimitScope::Key => Some(self.key_limits()),
+            LimitScope::Identity => self.identity_limits(),
+            LimitScope::Workspace => None,
+        }
+    }
+}
+
+/// The limits of one scope, a key or an identity: both have the same kinds and are checked
+/// the same way.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScopeLimits<'a> {
+    pub rate_limits: &'a [RateWindow],
+    pub token_limit: Option<TokenLimit>,
+    pub cost_limit: Option<CostLimit>,
+    pub daily_spend_cap: Option<Micros>,
+}
+
+impl ScopeLimits<'_> {
+    /// No limits: an identity counted without limits of its own.
+    pub(crate) const NONE: ScopeLimits<'static> = ScopeLimits {
+        rate_limits: &[],
+        token_limit: None,
+        cost_limit: None,
+        daily_spend_cap: None,
+    };
+
+    fn has_budgets(&self) -> bool {
+        self.token_limit.is_some() || self.cost_limit.is_some() || self.daily_spend_cap.is_some()
     }
 }
 
@@ -217,9 +300,10 @@ impl Admission {
 pub struct Decision {
     /// `None` means admitted.
     pub denial: Option<Denial>,
-    /// Whole seconds, rounded up so a client that waits this long is never early: for a rate
-    /// window the time until enough counted requests leave it, for a budget the time to its
-    /// next reset (`None` for a budget that never resets, and for credits).
+    /// Whole seconds, rounded up so a client that waits this long is never early: for rate
+    /// windows the time until enough counted requests leave every full one, the key's and the
+    /// identity's alike (`None` if a full one has a zero limit), for a budget the time to the
+    /// refusing budget's next reset (`None` for a budget that never resets, and for credits).
     pub retry_after_secs: Option<u64>,
     /// Every limit, with what remains after this decision: the key's, then the identity's,
     /// then the workspace's credits.

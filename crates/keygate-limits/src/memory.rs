@@ -2,13 +2,18 @@
 //!
 //! State lives in sharded maps behind plain `std::sync::Mutex`es: a decision is a few hundred
 //! nanoseconds of arithmetic, far shorter than any await, so a blocking lock held for that long
-//! is cheaper than an async one, and sharding keeps unrelated keys from contending. A decision
-//! locks at most one key shard and then one workspace shard, always in that order, so two
-//! decisions cannot deadlock. Idle entries are dropped when a shard doubles in size, which keeps
-//! memory proportional to the keys actually in use.
+//! is cheaper than an async one, and sharding keeps unrelated keys from contending. An
+//! identity's counters are a [`KeyState`] too, in shards of their own keyed by identity id, so
+//! all of its keys count on one entry. A decision locks at most one key shard, then one
+//! identity shard, then one workspace shard, always in that order (and settling and recording
+//! too), so two decisions cannot deadlock; holding all of them at once is what makes checking
+//! the three scopes and consuming on all of them one atomic step. Idle entries, keys' and
+//! identities' alike, are dropped when a shard doubles in size, which keeps memory
+//! proportional to the keys and identities actually in use.
 //!
-//! A reservation is registered under its random id together with its [`Subject`]; settling or
-//! releasing compares that subject with the caller's before touching anything.
+//! A reservation is registered under its random id together with its [`Subject`] and the
+//! identity it was made under; settling or releasing checks that the caller owns it (same
+//! workspace and key) before touching anything, then ends the holds where they were made.
 
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, VecDeque};
@@ -18,14 +23,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use keygate_core::limits::RateWindow;
 use keygate_core::{Clock, Denial, Micros};
 
-use crate::report::{self, mark_index, Usage, WindowUsage};
+use crate::report::{self, mark_index, ScopeUsage, Usage, WindowUsage};
 use crate::{
     add_amount, as_i64, bucket_end, budget_limit, budget_refuses, granularity_ms, money,
     new_reservation_nonce, parse_reservation_id, period_index, reservation_id_text, window_ms,
-    Admission, Decision, LimitState, Limiter, LimiterError, Subject, MAX_AMOUNT, MAX_SPAN_MS,
-    PERIODS,
+    Admission, Decision, LimitScope, LimitState, Limiter, LimiterError, ScopeLimits, Subject,
+    MAX_AMOUNT, MAX_SPAN_MS, PERIODS,
 };
 
 const SHARDS: usize = 64;
@@ -37,6 +43,8 @@ pub struct MemoryLimiter {
     clock: Arc<dyn Clock>,
     hasher: RandomState,
     keys: Box<[Mutex<Shard<String, KeyState>>]>,
+    /// Identities' counters, the same shape as a key's.
+    identities: Box<[Mutex<Shard<String, KeyState>>]>,
     workspaces: Box<[Mutex<Shard<String, WorkspaceState>>]>,
     reservations: Box<[Mutex<Shard<u128, ReservationRef>>]>,
 }
@@ -68,7 +76,7 @@ impl<K: std::hash::Hash + Eq, V> Shard<K, V> {
     }
 }
 
-/// Everything counted for one key.
+/// Everything counted for one key, or for one identity (for all of its keys).
 #[derive(Default)]
 struct KeyState {
     windows: Vec<WindowLog>,
@@ -106,6 +114,75 @@ impl KeyState {
         }
     }
 
+    /// Prunes the logs of `windows` and folds the wait of each full one into `retry` (the
+    /// longest so far; `None` once a full window's limit is zero). Returns whether any is full.
+    fn check_windows(&mut self, windows: &[RateWindow], now: i64, retry: &mut Option<i64>) -> bool {
+        let mut full = false;
+        for window in windows {
+            let log = self.window(window_ms(window));
+            log.prune(now);
+            let count = log.count;
+            if count >= window.limit {
+                full = true;
+                let oldest = log.stamp_at(mark_index(count, window.limit));
+                // A zero limit never admits, so there is no time worth waiting for.
+                *retry = match (*retry, oldest) {
+                    (Some(longest), Some(t)) => {
+                        Some(longest.max(t.saturating_add(log.millis).saturating_sub(now)))
+                    }
+                    _ => None,
+                };
+            }
+        }
+        full
+    }
+
+    /// Logs one request on every window of `windows`, once per length (windows of one length
+    /// share a log).
+    fn push_windows(&mut self, windows: &[RateWindow], now: i64) {
+        for (i, window) in windows.iter().enumerate() {
+            let counted_already = windows[..i].iter().any(|w| w.window == window.window);
+            if !counted_already {
+                let granularity = granularity_ms(windows, window);
+                self.window(window_ms(window)).push(now, granularity);
+            }
+        }
+    }
+
+    /// What the budgets of `limits` have used in their current periods, holds included.
+    fn budget_use(&self, limits: &ScopeLimits<'_>, starts: &[i64; 4]) -> BudgetUse {
+        let (held_tokens, held_cost) = (self.holds.tokens, self.holds.cost);
+        BudgetUse {
+            tokens: limits.token_limit.map_or(0, |l| {
+                let i = period_index(l.reset);
+                self.tokens[i].get(starts[i]).saturating_add(held_tokens)
+            }),
+            cost: limits.cost_limit.map_or(0, |l| {
+                let i = period_index(l.reset);
+                self.cost[i].get(starts[i]).saturating_add(held_cost)
+            }),
+            daily: self.cost[0].get(starts[0]).saturating_add(held_cost),
+        }
+    }
+
+    /// The scope's consumption for the report: `used` plus what the decision consumed.
+    fn scope_usage(
+        &mut self,
+        windows: &[RateWindow],
+        used: BudgetUse,
+        (tokens, cost): (i64, i64),
+    ) -> ScopeUsage {
+        ScopeUsage {
+            windows: windows
+                .iter()
+                .map(|w| self.window(window_ms(w)).usage(w.limit))
+                .collect(),
+            tokens: used.tokens.saturating_add(tokens),
+            cost: used.cost.saturating_add(cost),
+            daily: used.daily.saturating_add(cost),
+        }
+    }
+
     fn is_idle(&mut self, now: i64, starts: &[i64; 4]) -> bool {
         self.holds.sweep(now);
         self.windows.iter_mut().all(|w| {
@@ -118,6 +195,40 @@ impl KeyState {
                 .chain(&self.cost)
                 .zip(starts.iter().chain(starts))
                 .all(|(c, start)| c.get(*start) == 0)
+    }
+}
+
+/// One scope's budgets as a decision sees them, holds included: tokens and cost in the
+/// periods of its limits, and cost today.
+#[derive(Default, Clone, Copy)]
+struct BudgetUse {
+    tokens: i64,
+    cost: i64,
+    daily: i64,
+}
+
+impl BudgetUse {
+    /// The first of the scope's budgets that refuses `tokens` and `cost`, in the order token
+    /// limit, cost limit, daily spend cap.
+    fn refusal(&self, limits: &ScopeLimits<'_>, tokens: i64, cost: i64) -> Option<Denial> {
+        if limits
+            .token_limit
+            .is_some_and(|l| budget_refuses(self.tokens, tokens, as_i64(l.limit)))
+        {
+            Some(Denial::TokenLimitReached)
+        } else if limits
+            .cost_limit
+            .is_some_and(|l| budget_refuses(self.cost, cost, budget_limit(l.limit.0)))
+        {
+            Some(Denial::CostLimitReached)
+        } else if limits
+            .daily_spend_cap
+            .is_some_and(|cap| budget_refuses(self.daily, cost, budget_limit(cap.0)))
+        {
+            Some(Denial::SpendCapReached)
+        } else {
+            None
+        }
     }
 }
 
@@ -289,7 +400,10 @@ impl WorkspaceState {
 
 /// Whose a reservation is: where its holds are, and who alone may settle or release it.
 struct ReservationRef {
+    /// Its owner (workspace and key; see [`Subject::owns`]).
     subject: Subject,
+    /// The identity it was made under, which settling charges whatever the caller says.
+    identity: Option<String>,
     deadline: i64,
 }
 
@@ -319,6 +433,7 @@ impl MemoryLimiter {
             clock,
             hasher: RandomState::new(),
             keys: shards(),
+            identities: shards(),
             workspaces: shards(),
             reservations: shards(),
         }
@@ -332,6 +447,10 @@ impl MemoryLimiter {
         lock(&self.keys[self.shard_of(key_id)])
     }
 
+    fn identity_shard(&self, identity_id: &str) -> MutexGuard<'_, Shard<String, KeyState>> {
+        lock(&self.identities[self.shard_of(identity_id)])
+    }
+
     fn workspace_shard(&self, workspace_id: &str) -> MutexGuard<'_, Shard<String, WorkspaceState>> {
         lock(&self.workspaces[self.shard_of(workspace_id)])
     }
@@ -341,7 +460,9 @@ impl MemoryLimiter {
         lock(&self.reservations[(id % SHARDS as u128) as usize])
     }
 
-    /// The one function that checks, and consumes if everything passes.
+    /// The one function that checks, and consumes if everything passes. Locks the key's
+    /// shard, then the identity's, then the workspace's, and holds them all until the
+    /// decision is made and counted.
     fn decide(&self, req: &Admission, mode: Mode) -> Decision {
         let now_time = self.clock.now();
         let now = now_time.timestamp_millis();
@@ -353,6 +474,10 @@ impl MemoryLimiter {
         let consuming = !matches!(mode, Mode::Status);
         let tokens = as_i64(req.tokens);
         let cost = money(req.cost);
+        let key_limits = req.key_limits();
+        let identity_limits = req.identity_limits();
+        let checks_identity = identity_limits.is_some();
+        let identity_limits = identity_limits.unwrap_or(ScopeLimits::NONE);
 
         let mut key_shard = self.key_shard(&req.subject.key_id);
         if key_shard.needs_sweep() {
@@ -362,56 +487,47 @@ impl MemoryLimiter {
         let key = key_shard.map.entry(req.subject.key_id.clone()).or_default();
         key.holds.sweep(now);
 
-        let mut denial = None;
-        let mut rate_retry: Option<i64> = Some(0);
-        for window in &req.rate_limits {
-            let log = key.window(window_ms(window));
-            log.prune(now);
-            let count = log.count;
-            if count >= window.limit {
-                denial = Some(Denial::RateLimited);
-                let oldest = log.stamp_at(mark_index(count, window.limit));
-                // A zero limit never admits, so there is no time worth waiting for.
-                rate_retry = match (rate_retry, oldest) {
-                    (Some(longest), Some(t)) => {
-                        Some(longest.max(t.saturating_add(log.millis).saturating_sub(now)))
-                    }
-                    _ => None,
-                };
+        // The identity is locked when its limits are checked or the request counts on it.
+        let mut identity_shard = req
+            .counted_identity()
+            .filter(|_| checks_identity || consuming)
+            .map(|id| (id, self.identity_shard(id)));
+        let mut identity = identity_shard.as_mut().map(|(id, shard)| {
+            if shard.needs_sweep() {
+                let current = period_starts(now_time);
+                shard.sweep(|k| k.is_idle(now, &current));
             }
-        }
+            let state = shard.map.entry((*id).to_owned()).or_default();
+            state.holds.sweep(now);
+            state
+        });
 
-        let held_tokens = key.holds.tokens;
-        let held_cost = key.holds.cost;
-        let tokens_used = req.token_limit.map_or(0, |l| {
-            let i = period_index(l.reset);
-            key.tokens[i].get(starts[i]).saturating_add(held_tokens)
+        // Every full window of both scopes is looked at, so the wait is the longest of all.
+        let mut rate_retry: Option<i64> = Some(0);
+        let key_full = key.check_windows(key_limits.rate_limits, now, &mut rate_retry);
+        let identity_full = identity.as_deref_mut().is_some_and(|state| {
+            state.check_windows(identity_limits.rate_limits, now, &mut rate_retry)
         });
-        let cost_used = req.cost_limit.map_or(0, |l| {
-            let i = period_index(l.reset);
-            key.cost[i].get(starts[i]).saturating_add(held_cost)
-        });
-        let daily_used = key.cost[0].get(starts[0]).saturating_add(held_cost);
-        if denial.is_none() {
-            denial = if req
-                .token_limit
-                .is_some_and(|l| budget_refuses(tokens_used, tokens, as_i64(l.limit)))
-            {
-                Some(Denial::TokenLimitReached)
-            } else if req
-                .cost_limit
-                .is_some_and(|l| budget_refuses(cost_used, cost, budget_limit(l.limit.0)))
-            {
-                Some(Denial::CostLimitReached)
-            } else if req
-                .daily_spend_cap
-                .is_some_and(|cap| budget_refuses(daily_used, cost, budget_limit(cap.0)))
-            {
-                Some(Denial::SpendCapReached)
-            } else {
-                None
-            };
-        }
+        let key_used = key.budget_use(&key_limits, &starts);
+        let identity_used = identity
+            .as_deref()
+            .map_or_else(BudgetUse::default, |state| {
+                state.budget_use(&identity_limits, &starts)
+            });
+        let mut denial = if key_full {
+            Some((Denial::RateLimited, LimitScope::Key))
+        } else if identity_full {
+            Some((Denial::RateLimited, LimitScope::Identity))
+        } else {
+            key_used
+                .refusal(&key_limits, tokens, cost)
+                .map(|d| (d, LimitScope::Key))
+                .or_else(|| {
+                    identity_used
+                        .refusal(&identity_limits, tokens, cost)
+                        .map(|d| (d, LimitScope::Identity))
+                })
+        };
 
         // The workspace is locked only when its credit is checked or spent, so the hot path
         // (a plain verify) touches one lock.
@@ -437,70 +553,53 @@ impl MemoryLimiter {
                 .credit_balance
                 .is_some_and(|balance| budget_refuses(credits_used, cost, budget_limit(balance.0)))
         {
-            denial = Some(Denial::InsufficientCredits);
+            denial = Some((Denial::InsufficientCredits, LimitScope::Workspace));
         }
 
         let admitted = denial.is_none() && consuming;
         if admitted {
-            for (i, window) in req.rate_limits.iter().enumerate() {
-                let counted_already = req.rate_limits[..i]
-                    .iter()
-                    .any(|w| w.window == window.window);
-                if !counted_already {
-                    let granularity = granularity_ms(&req.rate_limits, window);
-                    key.window(window_ms(window)).push(now, granularity);
-                }
+            key.push_windows(key_limits.rate_limits, now);
+            if let Some(state) = identity.as_deref_mut() {
+                state.push_windows(identity_limits.rate_limits, now);
             }
             match mode {
                 Mode::Admit => {
                     key.add_usage(&starts, tokens, cost);
+                    if let Some(state) = identity.as_deref_mut() {
+                        state.add_usage(&starts, tokens, cost);
+                    }
                     if let Some(ws) = workspace.as_mut() {
                         ws.spend(cost);
                     }
                 }
                 Mode::Reserve { id, deadline } => {
-                    key.holds.add(
-                        id,
-                        Hold {
-                            tokens,
-                            cost,
-                            deadline,
-                        },
-                    );
+                    let hold = Hold {
+                        tokens,
+                        cost,
+                        deadline,
+                    };
+                    key.holds.add(id, hold);
+                    if let Some(state) = identity.as_deref_mut() {
+                        state.holds.add(id, hold);
+                    }
                     if let Some(ws) = workspace.as_mut() {
-                        ws.holds.add(
-                            id,
-                            Hold {
-                                tokens: 0,
-                                cost,
-                                deadline,
-                            },
-                        );
+                        ws.holds.add(id, Hold { tokens: 0, ..hold });
                     }
                 }
                 Mode::Status => {}
             }
         }
 
-        let added = |used: i64, amount: i64| {
-            if admitted {
-                used.saturating_add(amount)
-            } else {
-                used
-            }
-        };
+        let consumed = if admitted { (tokens, cost) } else { (0, 0) };
         let usage = Usage {
-            windows: req
-                .rate_limits
-                .iter()
-                .map(|w| key.window(window_ms(w)).usage(w.limit))
-                .collect(),
-            tokens: added(tokens_used, tokens),
-            cost: added(cost_used, cost),
-            daily: added(daily_used, cost),
-            credits: added(credits_used, cost),
+            key: key.scope_usage(key_limits.rate_limits, key_used, consumed),
+            identity: identity.map_or_else(ScopeUsage::default, |state| {
+                state.scope_usage(identity_limits.rate_limits, identity_used, consumed)
+            }),
+            credits: credits_used.saturating_add(consumed.1),
         };
         drop(ws_shard);
+        let reservation_identity = identity_shard.map(|(id, _)| id.to_owned());
         drop(key_shard);
 
         let reservation_id = match mode {
@@ -513,6 +612,7 @@ impl MemoryLimiter {
                     id,
                     ReservationRef {
                         subject: req.subject.clone(),
+                        identity: reservation_identity,
                         deadline,
                     },
                 );
@@ -523,7 +623,10 @@ impl MemoryLimiter {
         report::decision(req, now_time, denial, rate_retry, &usage, reservation_id)
     }
 
-    /// Settles (`actual` given) or releases a reservation, if `owner` owns it.
+    /// Settles (`actual` given) or releases a reservation, if `owner` owns it (its workspace
+    /// and key; `owner.identity_id` plays no part). The holds are ended, and the actual
+    /// amounts charged, where the reservation was made: its key, the identity it was made
+    /// under, its workspace.
     fn finish(&self, owner: &Subject, reservation_id: &str, actual: Option<(u64, Micros)>) -> bool {
         let Some(id) = parse_reservation_id(reservation_id) else {
             return false;
@@ -531,7 +634,7 @@ impl MemoryLimiter {
         let now_time = self.clock.now();
         let now = now_time.timestamp_millis();
         let reservation = match self.reservation_shard(id).map.entry(id) {
-            Entry::Occupied(entry) if entry.get().subject == *owner => entry.remove(),
+            Entry::Occupied(entry) if owner.owns(&entry.get().subject) => entry.remove(),
             // Unknown, or someone else's: the same answer, and someone else's hold stays.
             _ => return false,
         };
@@ -549,10 +652,19 @@ impl MemoryLimiter {
             return false;
         }
         key.add_usage(&starts, tokens, cost);
+        let mut identity_shard = reservation
+            .identity
+            .as_deref()
+            .map(|id| (id, self.identity_shard(id)));
+        if let Some((identity_id, shard)) = identity_shard.as_mut() {
+            let identity = shard.map.entry((*identity_id).to_owned()).or_default();
+            identity.holds.remove(id);
+            identity.add_usage(&starts, tokens, cost);
+        }
         let mut ws_shard = self.workspace_shard(&reservation.subject.workspace_id);
         let ws = ws_shard
             .map
-            .entry(reservation.subject.workspace_id)
+            .entry(reservation.subject.workspace_id.clone())
             .or_default();
         ws.holds.remove(id);
         ws.spend(cost);
@@ -606,6 +718,16 @@ impl Limiter for MemoryLimiter {
             .entry(subject.key_id.clone())
             .or_default()
             .add_usage(&starts, tokens, cost);
+        // Held until the workspace is counted too, in the order of every decision.
+        let _identity_shard = subject.identity_id.as_deref().map(|id| {
+            let mut shard = self.identity_shard(id);
+            shard
+                .map
+                .entry(id.to_owned())
+                .or_default()
+                .add_usage(&starts, tokens, cost);
+            shard
+        });
         if cost > 0 {
             let mut ws_shard = self.workspace_shard(&subject.workspace_id);
             ws_shard
@@ -636,6 +758,10 @@ mod tests {
 
     fn keys_held(limiter: &MemoryLimiter) -> usize {
         limiter.keys.iter().map(|s| lock(s).map.len()).sum()
+    }
+
+    fn identities_held(limiter: &MemoryLimiter) -> usize {
+        limiter.identities.iter().map(|s| lock(s).map.len()).sum()
     }
 
     fn log_entries(limiter: &MemoryLimiter, key_id: &str) -> Vec<usize> {
@@ -682,35 +808,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn idle_keys_are_dropped_when_a_shard_grows() {
+    async fn idle_keys_and_identities_are_dropped_when_a_shard_grows() {
         let clock = FixedClock::at_millis(1_790_000_000_000);
         let limiter = MemoryLimiter::new(Arc::new(clock.clone()));
         let window = RateWindow {
             limit: 5,
             window: WindowLength(1),
         };
+        // Each key of its own identity, both with a one-second window.
+        let request = |name: String| {
+            let subject = Subject::new("ws", format!("key_{name}"))
+                .with_identity(Some(format!("idn_{name}")));
+            Admission {
+                rate_limits: vec![window],
+                identity: Some(crate::IdentityLimits {
+                    identity_id: format!("idn_{name}"),
+                    rate_limits: vec![window],
+                    token_limit: None,
+                    cost_limit: None,
+                    daily_spend_cap: None,
+                }),
+                ..Admission::new(subject)
+            }
+        };
         let many = SHARDS * MIN_SWEEP_AT;
         for i in 0..many {
-            let req = Admission {
-                rate_limits: vec![window],
-                ..Admission::new(Subject::new("ws", format!("key_{i}")))
-            };
-            limiter.admit(&req).await.expect("admit");
+            limiter
+                .admit(&request(format!("{i}")))
+                .await
+                .expect("admit");
         }
         assert!(keys_held(&limiter) > many / 2);
+        assert!(identities_held(&limiter) > many / 2);
         // Once their one-second windows are empty, the next growth sweeps them away.
         clock.advance_millis(1000);
         for i in 0..many {
-            let req = Admission {
-                rate_limits: vec![window],
-                ..Admission::new(Subject::new("ws", format!("new_{i}")))
-            };
-            limiter.admit(&req).await.expect("admit");
+            limiter
+                .admit(&request(format!("new_{i}")))
+                .await
+                .expect("admit");
         }
-        assert!(
-            keys_held(&limiter) < many + many / 2,
-            "{}",
-            keys_held(&limiter)
-        );
+        for held in [keys_held(&limiter), identities_held(&limiter)] {
+            assert!(held < many + many / 2, "{held}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use keygate_core::Denial;
 
 use crate::{
     as_i64, budget_limit, window_ms, Admission, Decision, LimitKind, LimitScope, LimitState,
-    MAX_AMOUNT,
+    ScopeLimits, MAX_AMOUNT,
 };
 
 /// One rate window after the decision.
@@ -21,10 +21,11 @@ pub(crate) struct WindowUsage {
     pub mark_ms: Option<i64>,
 }
 
-/// Every limit's consumption after the decision, holds included. Budgets the admission does
-/// not carry are ignored.
+/// One scope's consumption (a key's or an identity's) after the decision, holds included.
+/// Budgets its limits do not carry are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Usage {
+pub(crate) struct ScopeUsage {
+    /// One per rate window of the scope's limits, in their order.
     pub windows: Vec<WindowUsage>,
     /// In the token limit's current period.
     pub tokens: i64,
@@ -32,6 +33,14 @@ pub(crate) struct Usage {
     pub cost: i64,
     /// Cost today (UTC), for the daily spend cap.
     pub daily: i64,
+}
+
+/// Every limit's consumption after the decision.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Usage {
+    pub key: ScopeUsage,
+    /// Ignored when the admission carries no identity.
+    pub identity: ScopeUsage,
     /// The workspace's credit spent.
     pub credits: i64,
 }
@@ -75,46 +84,75 @@ fn state(
     }
 }
 
-pub(crate) fn limit_states(req: &Admission, now: DateTime<Utc>, usage: &Usage) -> Vec<LimitState> {
-    let mut states = Vec::with_capacity(req.rate_limits.len() + 4);
-    for (window, used) in req.rate_limits.iter().zip(&usage.windows) {
+fn scope_states(
+    states: &mut Vec<LimitState>,
+    limits: ScopeLimits<'_>,
+    scope: LimitScope,
+    now: DateTime<Utc>,
+    usage: &ScopeUsage,
+) {
+    for (window, used) in limits.rate_limits.iter().zip(&usage.windows) {
         states.push(state(
             LimitKind::Rate {
                 window_secs: window.window.secs(),
             },
-            LimitScope::Key,
+            scope,
             as_i64(window.limit),
             as_i64(used.count),
             used.mark_ms
                 .and_then(|ms| millis_to_time(ms.saturating_add(window_ms(window)))),
         ));
     }
-    if let Some(limit) = req.token_limit {
+    if let Some(limit) = limits.token_limit {
         states.push(state(
             LimitKind::Tokens,
-            LimitScope::Key,
+            scope,
             as_i64(limit.limit),
             usage.tokens,
             limit.reset.next_reset(now),
         ));
     }
-    if let Some(limit) = req.cost_limit {
+    if let Some(limit) = limits.cost_limit {
         states.push(state(
             LimitKind::Cost,
-            LimitScope::Key,
+            scope,
             budget_limit(limit.limit.0),
             usage.cost,
             limit.reset.next_reset(now),
         ));
     }
-    if let Some(cap) = req.daily_spend_cap {
+    if let Some(cap) = limits.daily_spend_cap {
         states.push(state(
             LimitKind::DailySpendCap,
-            LimitScope::Key,
+            scope,
             budget_limit(cap.0),
             usage.daily,
             ResetPeriod::Daily.next_reset(now),
         ));
+    }
+}
+
+/// The key's states, then the identity's, then the workspace's credits.
+pub(crate) fn limit_states(req: &Admission, now: DateTime<Utc>, usage: &Usage) -> Vec<LimitState> {
+    let identity = req.identity_limits();
+    let mut states = Vec::with_capacity(
+        req.rate_limits.len() + identity.map_or(0, |l| l.rate_limits.len() + 3) + 4,
+    );
+    scope_states(
+        &mut states,
+        req.key_limits(),
+        LimitScope::Key,
+        now,
+        &usage.key,
+    );
+    if let Some(limits) = identity {
+        scope_states(
+            &mut states,
+            limits,
+            LimitScope::Identity,
+            now,
+            &usage.identity,
+        );
     }
     if let Some(balance) = req.credit_balance {
         states.push(state(
@@ -128,35 +166,40 @@ pub(crate) fn limit_states(req: &Admission, now: DateTime<Utc>, usage: &Usage) -
     states
 }
 
-/// Assembles the answer once a backend has decided. `rate_retry_ms` is the longest wait among
-/// the full rate windows (`None` if a window's limit is zero and waiting cannot help).
+/// Assembles the answer once a backend has decided. `denial` comes with the scope that
+/// refused; `rate_retry_ms` is the longest wait among the full rate windows of every scope
+/// (`None` if a full window's limit is zero and waiting cannot help).
 pub(crate) fn decision(
     req: &Admission,
     now: DateTime<Utc>,
-    denial: Option<Denial>,
+    denial: Option<(Denial, LimitScope)>,
     rate_retry_ms: Option<i64>,
     usage: &Usage,
     reservation_id: Option<String>,
 ) -> Decision {
-    let retry_after_secs = match denial {
-        None => None,
-        Some(Denial::RateLimited) => rate_retry_ms.map(ceil_secs),
-        Some(Denial::TokenLimitReached) => {
-            secs_until(now, req.token_limit.and_then(|l| l.reset.next_reset(now)))
+    let retry_after_secs = denial.and_then(|(denial, scope)| {
+        let limits = req.limits_of(scope);
+        match denial {
+            Denial::RateLimited => rate_retry_ms.map(ceil_secs),
+            Denial::TokenLimitReached => secs_until(
+                now,
+                limits
+                    .and_then(|l| l.token_limit)
+                    .and_then(|l| l.reset.next_reset(now)),
+            ),
+            Denial::CostLimitReached => secs_until(
+                now,
+                limits
+                    .and_then(|l| l.cost_limit)
+                    .and_then(|l| l.reset.next_reset(now)),
+            ),
+            Denial::SpendCapReached => secs_until(now, ResetPeriod::Daily.next_reset(now)),
+            _ => None,
         }
-        Some(Denial::CostLimitReached) => {
-            secs_until(now, req.cost_limit.and_then(|l| l.reset.next_reset(now)))
-        }
-        Some(Denial::SpendCapReached) => secs_until(now, ResetPeriod::Daily.next_reset(now)),
-        Some(_) => None,
-    };
-    let denied_by = denial.map(|d| match d {
-        Denial::InsufficientCredits => LimitScope::Workspace,
-        _ => LimitScope::Key,
     });
     Decision {
-        denial,
-        denied_by,
+        denial: denial.map(|(denial, _)| denial),
+        denied_by: denial.map(|(_, scope)| scope),
         retry_after_secs,
         limits: limit_states(req, now, usage),
         reservation_id: if denial.is_none() {

@@ -63,6 +63,7 @@ async fn fixture() -> Fixture {
             ..KeyLimits::default()
         },
         routing_rule_id: None,
+        identity_id: None,
         display: plain.display(),
         legacy: false,
         created_by: boot.owner.id.clone(),

@@ -263,6 +263,17 @@ impl From<StoreError> for ApiError {
                 code: ErrorCode::LastOwner,
                 message: "This is the workspace's last owner. Add another owner first.".into(),
             },
+            StoreError::Conflict(ConflictKind::ExternalId) => ApiError::Conflict {
+                code: ErrorCode::ExternalIdTaken,
+                message: "Another identity of this workspace has that external_id. Find it with GET /v1/identities?external_id=…".into(),
+            },
+            StoreError::Conflict(ConflictKind::InUse) => ApiError::Conflict {
+                code: ErrorCode::IdentityHasKeys,
+                message: "The identity still has keys. Move them to another identity (PATCH /v1/keys/{id} with identity_id) or delete them first; GET /v1/keys?identity=… lists them.".into(),
+            },
+            StoreError::UnknownReference(what) => ApiError::UnknownReference(format!(
+                "The {what} referred to does not exist in this workspace."
+            )),
             StoreError::Conflict(ConflictKind::Id) => ApiError::Conflict {
                 code: ErrorCode::AlreadyExists,
                 message: "A record with that id already exists.".into(),

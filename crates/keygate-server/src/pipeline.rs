@@ -28,10 +28,10 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use keygate_api::verify::POLICY_HEADER;
 use keygate_core::limits::RateWindow;
-use keygate_core::model::{KeyMatch, Project, Workspace};
+use keygate_core::model::{ApiKey, Identity, KeyMatch, Project, Workspace};
 use keygate_core::verify::{check_key, classify, Requirement};
 use keygate_core::{Denial, Micros, ParsedKey, PlainKey};
-use keygate_limits::{Admission, Decision, LimitKind, Subject};
+use keygate_limits::{Admission, Decision, IdentityLimits, LimitKind, Subject};
 
 use crate::error::ApiError;
 pub use crate::gateway::config::Workspaces;
@@ -117,6 +117,8 @@ pub struct Outcome {
     pub key: Option<Arc<KeyMatch>>,
     /// The limiter's decision, when limits were checked.
     pub decision: Option<Decision>,
+    /// The key's identity, when it has one and the checks got as far as loading it.
+    pub identity: Option<Arc<Identity>>,
 }
 
 impl Outcome {
@@ -125,6 +127,7 @@ impl Outcome {
             denial: Some(denial),
             key,
             decision: None,
+            identity: None,
         }
     }
 }
@@ -396,7 +399,8 @@ async fn decide(
             &owned_ws
         }
     };
-    let admission = admission(workspace, &found, attempt)?;
+    let identity = key_identity(state, &found.key).await?;
+    let admission = admission(workspace, &found, identity.as_deref(), attempt)?;
     let started = std::time::Instant::now();
     let decision = match attempt.consumption {
         Consumption::Authenticate => {
@@ -404,6 +408,7 @@ async fn decide(
                 denial: None,
                 key: Some(found),
                 decision: None,
+                identity,
             })
         }
         Consumption::Admit => state.limiter.admit(&admission).await,
@@ -415,23 +420,47 @@ async fn decide(
         denial: decision.denial,
         key: Some(found),
         decision: Some(decision),
+        identity,
     })
 }
 
-/// Fills the limiter's request from the key, the workspace defaults and a named policy.
+/// The identity a key belongs to, from the cache; `None` for a key of no identity.
+pub async fn key_identity(
+    state: &AppState,
+    key: &ApiKey,
+) -> Result<Option<Arc<Identity>>, ApiError> {
+    match &key.identity_id {
+        Some(id) => state.identity(&key.workspace_id, id).await,
+        None => Ok(None),
+    }
+}
+
+/// Fills the limiter's request from the key, its identity, the workspace defaults and a
+/// named policy. The identity's limits apply to every key of it, imported legacy keys too:
+/// they are the customer's, not the key's.
 pub fn admission(
     workspace: &Workspace,
     found: &KeyMatch,
+    identity: Option<&Identity>,
     attempt: &Attempt<'_>,
 ) -> Result<Admission, ApiError> {
     let key = &found.key;
-    let subject = Subject::new(key.workspace_id.as_str(), key.id.as_str());
+    let subject = Subject::new(key.workspace_id.as_str(), key.id.as_str())
+        .with_identity(identity.map(|i| i.id.as_str()));
+    let identity = identity.map(|i| IdentityLimits {
+        identity_id: i.id.clone(),
+        rate_limits: i.limits.rate_limits.clone(),
+        token_limit: i.limits.token_limit,
+        cost_limit: i.limits.cost_limit,
+        daily_spend_cap: i.limits.daily_spend_cap,
+    });
     if key.legacy {
         // Imported keys carry no limits of their own, nor the workspace's default windows or
         // policies, until they are replaced (the product promise). But what they spend is
         // counted like any key's and charged to the workspace's credits: an imported key is
         // not a way around the credit balance.
         return Ok(Admission {
+            identity,
             credit_balance: workspace.credit_balance,
             tokens: attempt.tokens,
             cost: attempt.cost,
@@ -465,7 +494,7 @@ pub fn admission(
         token_limit: key.limits.token_limit,
         cost_limit: key.limits.cost_limit,
         daily_spend_cap: key.limits.daily_spend_cap,
-        identity: None,
+        identity,
         credit_balance: workspace.credit_balance,
         tokens: attempt.tokens,
         cost: attempt.cost,

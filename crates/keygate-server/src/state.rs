@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keygate_core::model::{KeyMatch, Member, Project, Workspace};
+use keygate_core::model::{Identity, KeyMatch, Member, Project, Workspace};
 use keygate_core::{Clock, KeyHash, ServerSecret};
 use keygate_limits::Limiter;
 use keygate_store::Store;
@@ -32,6 +32,8 @@ pub struct AppInner {
     /// Management token hash → member.
     pub members: CoherentCache<KeyHash, Member>,
     pub workspaces: CoherentCache<String, Workspace>,
+    /// Identity id → the identity, whose limits a key's verification checks too.
+    pub identities: CoherentCache<String, Identity>,
     /// (workspace id, project id) → the project, so a project requirement is checked against
     /// the key's own workspace without a store round trip (see `pipeline.rs`).
     pub projects: CoherentCache<(String, String), Project>,
@@ -85,6 +87,7 @@ impl AppState {
             keys: CoherentCache::new(200_000, ttl, lease.clone()),
             members: CoherentCache::new(10_000, ttl, lease.clone()),
             workspaces: CoherentCache::new(10_000, ttl, lease.clone()),
+            identities: CoherentCache::new(100_000, ttl, lease.clone()),
             projects: CoherentCache::new(10_000, ttl, lease.clone()),
             legacy: CoherentCache::new(10_000, ttl, lease.clone()),
             metrics: Metrics::default(),
@@ -94,6 +97,27 @@ impl AppState {
             webhook_targets: parts.webhook_targets,
             webhook_counts: Arc::default(),
         }))
+    }
+
+    /// An identity by id, from the cache; `None` if it is gone (a key names an identity only
+    /// while it exists, so this is a race with its deletion, and the key counts alone).
+    pub async fn identity(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Option<Arc<Identity>>, ApiError> {
+        let store = &self.store;
+        let found = self
+            .identities
+            .get_or_load(&id.to_owned(), || async move {
+                match store.identity(workspace_id, id).await {
+                    Ok(identity) => Ok(Some(identity)),
+                    Err(keygate_store::StoreError::NotFound) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        Ok(found.filter(|identity| identity.workspace_id == workspace_id))
     }
 
     /// A workspace by id, from the cache.
@@ -133,6 +157,7 @@ impl AppState {
             Change::Key(id) => self.keys.invalidate_owner(id).await,
             Change::Member(id) => self.members.invalidate_owner(id).await,
             Change::Workspace(id) => self.workspaces.invalidate_owner(id).await,
+            Change::Identity(id) => self.identities.invalidate_owner(id).await,
             Change::LegacyKeys(id) => self.legacy.invalidate_owner(id).await,
             Change::Hash(hash) => self.keys.invalidate(hash).await,
             Change::RoutingRule {
@@ -151,6 +176,7 @@ impl AppState {
         self.keys.clear().await;
         self.members.clear().await;
         self.workspaces.clear().await;
+        self.identities.clear().await;
         self.projects.clear().await;
         self.legacy.clear().await;
         if let Some(gateway) = &self.gateway {
@@ -216,6 +242,12 @@ impl Owned for Member {
 }
 
 impl Owned for Workspace {
+    fn owner(&self) -> Option<String> {
+        Some(self.id.clone())
+    }
+}
+
+impl Owned for Identity {
     fn owner(&self) -> Option<String> {
         Some(self.id.clone())
     }

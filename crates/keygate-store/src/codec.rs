@@ -51,7 +51,7 @@ where
         .map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
 }
 
-fn get_json<T: DeserializeOwned>(row: &AnyRow, column: &str) -> StoreResult<T> {
+pub(crate) fn get_json<T: DeserializeOwned>(row: &AnyRow, column: &str) -> StoreResult<T> {
     from_json(column, &get::<String>(row, column)?)
 }
 
@@ -134,7 +134,7 @@ pub(crate) fn project_from_row(row: &AnyRow) -> StoreResult<Project> {
 pub(crate) const KEY_COLUMNS: &str = "k.id, k.workspace_id, k.name, k.description, \
     k.environment, k.scope, k.permissions, k.expires_at, k.status, k.metadata, k.limits, \
     k.routing_rule_id, k.display, k.legacy, k.created_by, k.created_at, k.updated_at, \
-    k.last_used_at, k.version";
+    k.last_used_at, k.version, k.identity_id";
 
 /// The mutable columns of a key, encoded once for INSERT and UPDATE alike.
 pub(crate) struct KeyColumns {
@@ -150,6 +150,7 @@ pub(crate) struct KeyColumns {
     pub metadata: String,
     pub limits: String,
     pub routing_rule_id: Option<String>,
+    pub identity_id: Option<String>,
     pub display: String,
     pub legacy: i64,
     pub updated_at: i64,
@@ -172,6 +173,7 @@ impl KeyColumns {
             metadata: to_json(&key.metadata)?,
             limits: to_json(&key.limits)?,
             routing_rule_id: key.routing_rule_id.clone(),
+            identity_id: key.identity_id.clone(),
             display: key.display.clone(),
             legacy: bool_int(key.legacy),
             updated_at: millis(key.updated_at),
@@ -211,6 +213,7 @@ pub(crate) fn key_from_row(row: &AnyRow) -> StoreResult<ApiKey> {
         metadata: get_json(row, "metadata")?,
         limits: get_json(row, "limits")?,
         routing_rule_id: get(row, "routing_rule_id")?,
+        identity_id: get(row, "identity_id")?,
         display: get(row, "display")?,
         legacy: get_bool(row, "legacy")?,
         created_by: get(row, "created_by")?,

@@ -14,6 +14,10 @@ pub enum ConflictKind {
     LastOwner,
     /// An id that already exists.
     Id,
+    /// An identity's external id, unique in its workspace.
+    ExternalId,
+    /// The record is still referred to (an identity that keys still name).
+    InUse,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,9 @@ pub enum StoreError {
     /// A pagination cursor that this store did not hand out (the server answers 400).
     #[error("the page cursor is not valid")]
     BadCursor,
+    /// The record names another that does not exist in its workspace (a key's identity).
+    #[error("the {0} referred to does not exist")]
+    UnknownReference(&'static str),
 }
 
 impl StoreError {

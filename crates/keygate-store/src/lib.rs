@@ -22,6 +22,7 @@
 mod codec;
 mod database_url;
 mod error;
+mod identities;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -31,6 +32,7 @@ mod types;
 mod webhooks;
 
 pub use error::{ConflictKind, StoreError, StoreResult};
+pub use identities::IdentityStore;
 pub use types::*;
 pub use webhooks::{Attempt, Delivery, DeliveryState, DueDelivery, WebhookEndpoint, WebhookStore};
 
@@ -74,7 +76,7 @@ use keygate_core::KeyHash;
 /// Everything Keygate persists. Implementations must be safe to share between tasks and nodes:
 /// every method is one transaction.
 #[async_trait]
-pub trait Store: WebhookStore + Send + Sync + 'static {
+pub trait Store: WebhookStore + IdentityStore + Send + Sync + 'static {
     /// Which backend this is ("sqlite" or "postgres"), for logs and `/metrics`.
     fn backend(&self) -> &'static str;
 

@@ -74,6 +74,8 @@ pub(crate) fn db_error(error: sqlx::Error) -> StoreError {
 fn conflict_kind(what: &str) -> ConflictKind {
     if what.contains("active_slot") {
         ConflictKind::ActiveKey
+    } else if what.contains("identities_external_uq") || what.contains("identities.external_id") {
+        ConflictKind::ExternalId
     } else if [
         "api_keys_name_uq",
         "projects_name_uq",
@@ -225,6 +227,27 @@ async fn insert_secret(
 /// one in. On PostgreSQL the row is read `FOR SHARE`, so turning the policy on (which updates
 /// the row, then gives every active key its slot) waits for this transaction or is seen by it;
 /// SQLite has one writer at a time, so there the read alone is enough.
+/// A key that names an identity must name one of its workspace; the row stays locked until
+/// the key's transaction ends (see `identities.rs`). `UnknownIdentity` otherwise.
+async fn check_identity(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    key: &ApiKey,
+) -> StoreResult<()> {
+    match &key.identity_id {
+        Some(identity) => {
+            if crate::identities::identity_exists(conn, backend, &key.workspace_id, identity)
+                .await?
+            {
+                Ok(())
+            } else {
+                Err(StoreError::UnknownReference("identity"))
+            }
+        }
+        None => Ok(()),
+    }
+}
+
 async fn one_active_key_policy(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -544,14 +567,15 @@ impl Store for SqlStore {
         let mut tx = self.begin_write().await?;
         let single_active = single_active
             || one_active_key_policy(&mut tx, self.backend, &key.workspace_id).await?;
+        check_identity(&mut tx, self.backend, key).await?;
         let c = KeyColumns::encode(key, single_active)?;
         sqlx::query(
             "INSERT INTO api_keys (id, workspace_id, name, name_lower, description, environment, \
              scope_all, scope, permissions, expires_at, status, metadata, limits, \
              routing_rule_id, display, legacy, created_by, created_at, updated_at, \
-             last_used_at, version, active_slot) \
+             last_used_at, version, active_slot, identity_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19, $20, $21, $22)",
+             $17, $18, $19, $20, $21, $22, $23)",
         )
         .bind(key.id.as_str())
         .bind(key.workspace_id.as_str())
@@ -575,6 +599,7 @@ impl Store for SqlStore {
         .bind(codec::opt_millis(key.last_used_at))
         .bind(key.version)
         .bind(c.active_slot)
+        .bind(c.identity_id)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -622,6 +647,9 @@ impl Store for SqlStore {
         if let Some(legacy) = filter.legacy {
             q.push(" AND k.legacy = ").int(bool_int(legacy));
         }
+        if let Some(identity) = &filter.identity {
+            q.push(" AND k.identity_id = ").text(identity);
+        }
         if let Some(after) = &page.after {
             q.after("k.created_at", "k.id", &Cursor::parse(after)?);
         }
@@ -651,6 +679,7 @@ impl Store for SqlStore {
         let mut tx = self.begin_write().await?;
         let single_active = single_active
             || one_active_key_policy(&mut tx, self.backend, &key.workspace_id).await?;
+        check_identity(&mut tx, self.backend, key).await?;
         let c = KeyColumns::encode(key, single_active)?;
         // `last_used_at` is not written: `touch_keys` owns it, and the caller's copy may be
         // older than what a verification recorded since it was read.
@@ -659,7 +688,7 @@ impl Store for SqlStore {
              environment = $7, scope_all = $8, scope = $9, permissions = $10, \
              expires_at = $11, status = $12, metadata = $13, limits = $14, \
              routing_rule_id = $15, display = $16, legacy = $17, updated_at = $18, \
-             active_slot = $19, version = version + 1 \
+             active_slot = $19, identity_id = $20, version = version + 1 \
              WHERE id = $1 AND workspace_id = $2 AND version = $3",
         )
         .bind(key.id.as_str())
@@ -681,6 +710,7 @@ impl Store for SqlStore {
         .bind(c.legacy)
         .bind(c.updated_at)
         .bind(c.active_slot)
+        .bind(c.identity_id)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -1064,6 +1094,11 @@ impl Store for SqlStore {
         // A fixed column per dimension; nothing from the request reaches the SQL text.
         let column = match dimension {
             crate::UsageDimension::Key => "key_id",
+            // '' for none, as the other dimensions store it.
+            crate::UsageDimension::Identity => {
+                "COALESCE((SELECT k.identity_id FROM api_keys k \
+                 WHERE k.id = usage_rollups.key_id), '')"
+            }
             crate::UsageDimension::Project => "project",
             crate::UsageDimension::Operation => "operation",
             crate::UsageDimension::Day => "day",
@@ -1079,9 +1114,7 @@ impl Store for SqlStore {
         ));
         q.text(workspace_id);
         usage_conditions(&mut q, query);
-        q.push(&format!(
-            " GROUP BY {column}, outcome ORDER BY {column}, outcome"
-        ));
+        q.push(" GROUP BY grp, outcome ORDER BY grp, outcome");
         q.query(self.backend)
             .fetch_all(&self.read)
             .await
@@ -1469,6 +1502,11 @@ const PURGE_SLICE_SEGMENTS: i64 = 50;
 fn usage_conditions(q: &mut DynamicQuery, query: &crate::UsageQuery) {
     if let Some(key_id) = &query.key_id {
         q.push(" AND key_id = ").text(key_id);
+    }
+    if let Some(identity_id) = &query.identity_id {
+        q.push(" AND key_id IN (SELECT k.id FROM api_keys k WHERE k.identity_id = ")
+            .text(identity_id)
+            .push(")");
     }
     q.push(" AND day >= ")
         .text(&codec::day_text(query.from))

@@ -61,6 +61,8 @@ pub struct KeyFilter {
     /// Case-insensitive substring of the name.
     pub search: Option<String>,
     pub legacy: Option<bool>,
+    /// Keys of this identity.
+    pub identity: Option<String>,
 }
 
 /// Filters for the audit trail.
@@ -193,6 +195,9 @@ pub struct AuthFailure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageQuery {
     pub key_id: Option<String>,
+    /// Only the keys that belong to this identity now: usage follows a key to the identity
+    /// it is moved to, and a deleted key's usage belongs to no identity.
+    pub identity_id: Option<String>,
     pub from: chrono::NaiveDate,
     pub to: chrono::NaiveDate,
 }
@@ -202,6 +207,8 @@ pub struct UsageQuery {
 #[serde(rename_all = "snake_case")]
 pub enum UsageDimension {
     Key,
+    /// The identity each key belongs to now (`None`: keys of no identity, and deleted keys).
+    Identity,
     Project,
     Operation,
     Day,

@@ -31,6 +31,8 @@ pub enum Command {
     Keys(Box<KeysArgs>),
     /// Projects that keys can be scoped to.
     Projects(ProjectsArgs),
+    /// Identities: your customers, each holding keys, with limits shared by all their keys.
+    Identities(Box<IdentitiesArgs>),
     /// Who can manage the workspace (owners only).
     Members(MembersArgs),
     /// The workspace's audit trail: who changed which key, when, from where.
@@ -352,6 +354,9 @@ pub struct CreateKeyArgs {
     /// Metadata as KEY=VALUE; repeatable.
     #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = parse_pair)]
     pub metadata: Vec<(String, String)>,
+    /// The identity (customer) the key belongs to: its id (`idt_…`) or external id.
+    #[arg(long, value_name = "IDENTITY")]
+    pub identity: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -372,6 +377,9 @@ pub struct ListKeysArgs {
     /// Only keys whose name or description contains this text.
     #[arg(long)]
     pub search: Option<String>,
+    /// Only keys of this identity (id or external id).
+    #[arg(long, value_name = "IDENTITY")]
+    pub identity: Option<String>,
     /// Keys per page (1–500).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=500))]
     pub limit: Option<u32>,
@@ -404,6 +412,12 @@ pub struct UpdateKeyArgs {
     /// Remove every limit of the key (rate windows fall back to the workspace default).
     #[arg(long)]
     pub clear_limits: bool,
+    /// Move the key to this identity (id or external id).
+    #[arg(long, value_name = "IDENTITY", conflicts_with = "no_identity")]
+    pub identity: Option<String>,
+    /// Take the key out of its identity.
+    #[arg(long)]
+    pub no_identity: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -518,6 +532,72 @@ pub enum WebhooksCommand {
     /// An endpoint's latest deliveries: state, attempts, last answer.
     Deliveries {
         id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct IdentitiesArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: IdentitiesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdentitiesCommand {
+    /// Create an identity for one of your customers.
+    Create {
+        /// Your id for the customer, unique in the workspace.
+        #[arg(long)]
+        external_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Metadata as KEY=VALUE; repeatable.
+        #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = parse_pair)]
+        metadata: Vec<(String, String)>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// List identities, newest first.
+    #[command(alias = "ls")]
+    List {
+        /// Follow pagination to the last page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one identity.
+    Show {
+        #[arg(value_name = "ID|EXTERNAL_ID")]
+        identity: String,
+    },
+    /// Change an identity; only the fields given change.
+    Update {
+        #[arg(value_name = "ID|EXTERNAL_ID")]
+        identity: String,
+        #[arg(long)]
+        external_id: Option<String>,
+        /// A new name ("" removes it).
+        #[arg(long)]
+        name: Option<String>,
+        /// Remove every limit of the identity.
+        #[arg(long)]
+        clear_limits: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Delete an identity that no key belongs to any more.
+    #[command(alias = "rm")]
+    Delete {
+        #[arg(value_name = "ID|EXTERNAL_ID")]
+        identity: String,
+    },
+    /// The usage of the identity's keys, per key.
+    Usage {
+        #[arg(value_name = "ID|EXTERNAL_ID")]
+        identity: String,
+        /// The last N UTC days, today included (1–366).
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
+        days: u32,
     },
 }
 

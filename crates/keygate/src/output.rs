@@ -161,6 +161,24 @@ pub fn relative(time: Option<DateTime<Utc>>, fallback: &str) -> String {
 }
 
 /// A value's name on the wire (`"daily"`, `"key.create"`): what the server sent.
+/// Each limit in a line of its own words: `100 requests / 1m`, `$1.50 monthly`, ….
+pub fn limit_parts(limits: &keygate_api::KeyLimits) -> Vec<String> {
+    let mut parts = Vec::new();
+    for w in &limits.rate_limits {
+        parts.push(format!("{} requests / {}", w.limit, w.window));
+    }
+    if let Some(t) = &limits.token_limit {
+        parts.push(format!("{} tokens {}", t.limit, wire_name(&t.reset)));
+    }
+    if let Some(c) = &limits.cost_limit {
+        parts.push(format!("${} {}", c.limit, wire_name(&c.reset)));
+    }
+    if let Some(cap) = limits.daily_spend_cap {
+        parts.push(format!("${cap} per day spend cap"));
+    }
+    parts
+}
+
 pub fn wire_name<T: serde::Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(Value::String(name)) => name,

@@ -18,11 +18,12 @@ end
 
 -- Charges what was spent: `tokens` and `cost` to the four period counters (KEYS from
 -- `token_key` and `cost_key` on, their ttls in ARGV from `ttl_arg` on), `cost` to the
--- workspace's spend (`spent`).
+-- workspace's spend (`spent`; nil for an identity's counters, whose workspace is charged
+-- with its key's).
 local function charge(tokens, cost, token_key, cost_key, ttl_arg, spent)
   for p = 0, 3 do
     if tokens > 0 then add(KEYS[token_key + p], tokens, ARGV[ttl_arg + p]) end
     if cost > 0 then add(KEYS[cost_key + p], cost, ARGV[ttl_arg + p]) end
   end
-  if cost > 0 then add(spent, cost, '0') end
+  if spent and cost > 0 then add(spent, cost, '0') end
 end

@@ -9,15 +9,23 @@
 //! clocks must agree (NTP) to the precision wanted of the windows. Redis TTLs are relative and
 //! only collect garbage; every decision reads timestamps, never the TTLs.
 //!
-//! Key layout, with `P = kg:<namespace>:{<workspace>}:` and `K = P k:<key>:`:
+//! Key layout, with `P = kg:<namespace>:{<workspace>}:`, `K = P k:<key>:` and, for an
+//! identity, `I = P i:<identity>:`:
 //! `K rl:<ms>` a rate window's log (sorted set of `<time>|<requests>`) and `K rn:<ms>` its
 //! total · `K t:<d|w|m|n>:<start>` and `K c:<d|w|m|n>:<start>` token/cost per period ·
-//! `K holds`, `K held` the key's reservations · `P w:spent`, `P w:holds`, `P w:held` the
-//! workspace's credit · `P res:<id>` one reservation, with the workspace and key that own it.
-//! Lifetime counters (`n`) and `w:spent` have no TTL: they are the budget.
+//! `K holds`, `K held` the key's reservations · `I …` the same for an identity, counted once
+//! for all of its keys (its own windows, counters and holds) · `P w:spent`, `P w:holds`,
+//! `P w:held` the workspace's credit · `P res:<id>` one reservation, with the workspace and
+//! key that own it and the identity it was made under. Lifetime counters (`n`) and `w:spent`
+//! have no TTL: they are the budget. An identity's keys live under the `{workspace}` tag of
+//! the request, like its key's, so a decision that checks a key, its identity and its
+//! workspace is still one script on one slot (an identity is one workspace's customer).
 //!
 //! A reservation is found under the *caller's* workspace and checked against the caller's key
-//! inside `finish.lua`, so an id presented by anyone else names nothing.
+//! inside `finish.lua`, so an id presented by anyone else names nothing. The identity it was
+//! made under is stored with it; `finish` names that identity's keys from the caller's
+//! identity first and, in the rare case that the reservation was made under another (the key
+//! moved), runs the script once more with the identity the script answered.
 //!
 //! Upgrading from the layout with one sorted-set member per request (`K r:<secs>`): rate
 //! windows start empty once, and reservations made before the upgrade (no owner stored) can
@@ -31,14 +39,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keygate_core::{Clock, Denial, Micros};
 
-use crate::report::{self, Usage, WindowUsage};
+use crate::report::{self, ScopeUsage, Usage, WindowUsage};
 pub use target::{Conn, RedisTarget};
 
 mod target;
 use crate::{
     as_i64, budget_limit, granularity_ms, money, new_reservation_nonce, parse_reservation_id,
-    period_index, reservation_id_text, window_ms, Admission, Decision, LimitState, Limiter,
-    LimiterError, Subject, MAX_AMOUNT, MAX_SPAN_MS, PERIODS,
+    period_index, reservation_id_text, window_ms, Admission, Decision, LimitScope, LimitState,
+    Limiter, LimiterError, ScopeLimits, Subject, MAX_AMOUNT, MAX_SPAN_MS, PERIODS,
 };
 
 /// How long a decision may wait for Redis before the request is refused as unavailable.
@@ -94,23 +102,30 @@ struct Names {
     workspace: String,
     /// `kg:<ns>:{<workspace>}:k:<key>:`
     key: String,
+    /// `kg:<ns>:{<workspace>}:i:<identity>:`, when an identity is counted.
+    identity: Option<String>,
 }
 
 impl Names {
-    fn new(namespace: &str, subject: &Subject) -> Self {
+    fn new(namespace: &str, workspace_id: &str, key_id: &str, identity_id: Option<&str>) -> Self {
         // `{}` is no hash tag at all (Redis Cluster would hash each whole name to its own
         // slot), so an empty workspace id, which no real workspace has, is written `-`.
-        let tag = match subject.workspace_id.as_str() {
+        let tag = match workspace_id {
             "" => "-",
             id => id,
         };
         let workspace = format!("kg:{namespace}:{{{tag}}}:");
-        let key = format!("{workspace}k:{}:", subject.key_id);
-        Self { workspace, key }
+        let key = format!("{workspace}k:{key_id}:");
+        let identity = identity_id.map(|id| format!("{workspace}i:{id}:"));
+        Self {
+            workspace,
+            key,
+            identity,
+        }
     }
 
-    fn counters(&self, kind: char, starts: &[i64; 4]) -> [String; 4] {
-        std::array::from_fn(|i| format!("{}{kind}:{}:{}", self.key, PERIOD_LETTERS[i], starts[i]))
+    fn counters(prefix: &str, kind: char, starts: &[i64; 4]) -> [String; 4] {
+        std::array::from_fn(|i| format!("{prefix}{kind}:{}:{}", PERIOD_LETTERS[i], starts[i]))
     }
 
     /// What a reservation moves, in the order `decide.lua` and `finish.lua` both take it: the
@@ -124,8 +139,20 @@ impl Names {
             format!("{}w:held", self.workspace),
             format!("{}w:spent", self.workspace),
         ];
-        keys.extend(self.counters('t', starts));
-        keys.extend(self.counters('c', starts));
+        keys.extend(Self::counters(&self.key, 't', starts));
+        keys.extend(Self::counters(&self.key, 'c', starts));
+        keys
+    }
+
+    /// The identity's holds, held amounts, token and cost counters (the keys after the key's
+    /// in `decide.lua` and `finish.lua`); none without an identity.
+    fn identity_holds_and_counters(&self, starts: &[i64; 4]) -> Vec<String> {
+        let Some(identity) = &self.identity else {
+            return Vec::new();
+        };
+        let mut keys = vec![format!("{identity}holds"), format!("{identity}held")];
+        keys.extend(Self::counters(identity, 't', starts));
+        keys.extend(Self::counters(identity, 'c', starts));
         keys
     }
 }
@@ -146,20 +173,31 @@ fn unavailable(err: RedisError) -> LimiterError {
     LimiterError::Unavailable(err.to_string())
 }
 
-fn denial_of(code: i64) -> Result<Option<Denial>, LimiterError> {
-    Ok(match code {
-        0 => None,
-        1 => Some(Denial::RateLimited),
-        2 => Some(Denial::TokenLimitReached),
-        3 => Some(Denial::CostLimitReached),
-        4 => Some(Denial::SpendCapReached),
-        5 => Some(Denial::InsufficientCredits),
+fn denial_of(code: i64, scope: i64) -> Result<Option<(Denial, LimitScope)>, LimiterError> {
+    let denial = match code {
+        0 => return Ok(None),
+        1 => Denial::RateLimited,
+        2 => Denial::TokenLimitReached,
+        3 => Denial::CostLimitReached,
+        4 => Denial::SpendCapReached,
+        5 => Denial::InsufficientCredits,
         other => {
             return Err(LimiterError::Protocol(format!(
                 "unknown denial code {other} from decide.lua"
             )))
         }
-    })
+    };
+    let scope = match scope {
+        1 => LimitScope::Key,
+        2 => LimitScope::Identity,
+        3 => LimitScope::Workspace,
+        other => {
+            return Err(LimiterError::Protocol(format!(
+                "unknown scope {other} from decide.lua"
+            )))
+        }
+    };
+    Ok(Some((denial, scope)))
 }
 
 impl RedisLimiter {
@@ -278,34 +316,51 @@ impl RedisLimiter {
     async fn decide(&self, req: &Admission, mode: Mode) -> Result<Decision, LimiterError> {
         let now_time = self.clock.now();
         let now = now_time.timestamp_millis();
-        let names = Names::new(&self.namespace, &req.subject);
+        let identity_id = req.counted_identity();
+        let names = Names::new(
+            &self.namespace,
+            &req.subject.workspace_id,
+            &req.subject.key_id,
+            identity_id,
+        );
         let (starts, ttls) = periods(now_time);
         let (deadline, reservation, hold_ttl) = match &mode {
             Mode::Reserve { id, ttl_ms } => (now.saturating_add(*ttl_ms), id.as_str(), *ttl_ms),
             _ => (0, "-", 0),
         };
         let limit_or_none = |limit: Option<i64>| limit.map_or(-1, budget_limit);
+        let key_limits = req.key_limits();
+        let identity_limits = req.identity_limits().unwrap_or(ScopeLimits::NONE);
 
         let mut invocation = self.scripts.decide.prepare_invoke();
         invocation
             .key(names.holds_and_counters(&starts))
-            .key(format!("{}res:{reservation}", names.workspace));
-        for window in &req.rate_limits {
-            let ms = window_ms(window);
-            invocation
-                .key(format!("{}rl:{ms}", names.key))
-                .key(format!("{}rn:{ms}", names.key));
+            .key(format!("{}res:{reservation}", names.workspace))
+            .key(names.identity_holds_and_counters(&starts));
+        for (prefix, limits) in [
+            (Some(&names.key), &key_limits),
+            (names.identity.as_ref(), &identity_limits),
+        ] {
+            for window in limits.rate_limits {
+                let prefix = prefix.expect("an identity's windows come with an identity");
+                let ms = window_ms(window);
+                invocation
+                    .key(format!("{prefix}rl:{ms}"))
+                    .key(format!("{prefix}rn:{ms}"));
+            }
         }
         invocation
             .arg(mode.name())
             .arg(now)
             .arg(as_i64(req.tokens))
             .arg(money(req.cost))
-            .arg(limit_or_none(req.token_limit.map(|l| as_i64(l.limit))))
-            .arg(req.token_limit.map_or(0, |l| period_index(l.reset)))
-            .arg(limit_or_none(req.cost_limit.map(|l| l.limit.0)))
-            .arg(req.cost_limit.map_or(0, |l| period_index(l.reset)))
-            .arg(limit_or_none(req.daily_spend_cap.map(|c| c.0)))
+            .arg(limit_or_none(
+                key_limits.token_limit.map(|l| as_i64(l.limit)),
+            ))
+            .arg(key_limits.token_limit.map_or(0, |l| period_index(l.reset)))
+            .arg(limit_or_none(key_limits.cost_limit.map(|l| l.limit.0)))
+            .arg(key_limits.cost_limit.map_or(0, |l| period_index(l.reset)))
+            .arg(limit_or_none(key_limits.daily_spend_cap.map(|c| c.0)))
             .arg(limit_or_none(req.credit_balance.map(|c| c.0)))
             .arg(&ttls)
             .arg(deadline)
@@ -314,36 +369,63 @@ impl RedisLimiter {
             .arg(&req.subject.workspace_id)
             .arg(&req.subject.key_id)
             .arg(MAX_AMOUNT)
-            .arg(req.rate_limits.len());
-        for window in &req.rate_limits {
-            invocation
-                .arg(window_ms(window))
-                .arg(window.limit.min(i64::MAX as u64))
-                .arg(granularity_ms(&req.rate_limits, window));
+            .arg(key_limits.rate_limits.len())
+            .arg(u8::from(identity_id.is_some()))
+            .arg(identity_id.unwrap_or(""))
+            .arg(limit_or_none(
+                identity_limits.token_limit.map(|l| as_i64(l.limit)),
+            ))
+            .arg(
+                identity_limits
+                    .token_limit
+                    .map_or(0, |l| period_index(l.reset)),
+            )
+            .arg(limit_or_none(identity_limits.cost_limit.map(|l| l.limit.0)))
+            .arg(
+                identity_limits
+                    .cost_limit
+                    .map_or(0, |l| period_index(l.reset)),
+            )
+            .arg(limit_or_none(identity_limits.daily_spend_cap.map(|c| c.0)))
+            .arg(identity_limits.rate_limits.len());
+        for limits in [&key_limits, &identity_limits] {
+            for window in limits.rate_limits {
+                invocation
+                    .arg(window_ms(window))
+                    .arg(window.limit.min(i64::MAX as u64))
+                    .arg(granularity_ms(limits.rate_limits, window));
+            }
         }
         let out: Vec<i64> = self.run(invocation).await?;
 
-        let expected = 6 + 2 * req.rate_limits.len();
+        let nkey = key_limits.rate_limits.len();
+        let expected = 10 + 2 * (nkey + identity_limits.rate_limits.len());
         if out.len() != expected {
             return Err(LimiterError::Protocol(format!(
                 "decide.lua returned {} values, expected {expected}",
                 out.len()
             )));
         }
-        let denial = denial_of(out[0])?;
-        let rate_retry = (out[1] >= 0).then_some(out[1]);
+        let denial = denial_of(out[0], out[1])?;
+        let rate_retry = (out[2] >= 0).then_some(out[2]);
+        let mut windows = out[10..].chunks_exact(2).map(|pair| WindowUsage {
+            count: pair[0].max(0) as u64,
+            mark_ms: (pair[1] >= 0).then_some(pair[1]),
+        });
         let usage = Usage {
-            windows: out[6..]
-                .chunks_exact(2)
-                .map(|pair| WindowUsage {
-                    count: pair[0].max(0) as u64,
-                    mark_ms: (pair[1] >= 0).then_some(pair[1]),
-                })
-                .collect(),
-            tokens: out[2],
-            cost: out[3],
-            daily: out[4],
-            credits: out[5],
+            key: ScopeUsage {
+                windows: windows.by_ref().take(nkey).collect(),
+                tokens: out[3],
+                cost: out[4],
+                daily: out[5],
+            },
+            identity: ScopeUsage {
+                windows: windows.collect(),
+                tokens: out[6],
+                cost: out[7],
+                daily: out[8],
+            },
+            credits: out[9],
         };
         let reservation_id = match mode {
             Mode::Reserve { id, .. } => Some(id),
@@ -361,7 +443,9 @@ impl RedisLimiter {
 
     /// Settles (`actual` given) or releases a reservation, if `owner` owns it. The script's
     /// keys are named from `owner`, not from the id, and the script compares the owner stored
-    /// with the reservation too.
+    /// with the reservation too. The identity charged is the one the reservation was made
+    /// under: named first from `owner.identity_id`, and if that is not it, once more from the
+    /// identity the script answers.
     async fn finish(
         &self,
         owner: &Subject,
@@ -371,29 +455,54 @@ impl RedisLimiter {
         if parse_reservation_id(reservation_id).is_none() {
             return Ok(false);
         }
-        let now_time = self.clock.now();
-        let names = Names::new(&self.namespace, owner);
-        let (starts, ttls) = periods(now_time);
-        let (tokens, cost) = actual.map_or((0, 0), |(t, c)| (as_i64(t), money(c)));
+        let mut identity = owner.identity_id.clone();
+        for _ in 0..2 {
+            let now_time = self.clock.now();
+            let names = Names::new(
+                &self.namespace,
+                &owner.workspace_id,
+                &owner.key_id,
+                identity.as_deref(),
+            );
+            let (starts, ttls) = periods(now_time);
+            let (tokens, cost) = actual.map_or((0, 0), |(t, c)| (as_i64(t), money(c)));
 
-        let mut invocation = self.scripts.finish.prepare_invoke();
-        invocation
-            .key(format!("{}res:{reservation_id}", names.workspace))
-            .key(names.holds_and_counters(&starts))
-            .arg(if actual.is_some() {
-                "settle"
-            } else {
-                "release"
-            })
-            .arg(now_time.timestamp_millis())
-            .arg(tokens)
-            .arg(cost)
-            .arg(&ttls)
-            .arg(&owner.workspace_id)
-            .arg(&owner.key_id)
-            .arg(MAX_AMOUNT);
-        let ended: i64 = self.run(invocation).await?;
-        Ok(ended == 1)
+            let mut invocation = self.scripts.finish.prepare_invoke();
+            invocation
+                .key(format!("{}res:{reservation_id}", names.workspace))
+                .key(names.holds_and_counters(&starts))
+                .key(names.identity_holds_and_counters(&starts))
+                .arg(if actual.is_some() {
+                    "settle"
+                } else {
+                    "release"
+                })
+                .arg(now_time.timestamp_millis())
+                .arg(tokens)
+                .arg(cost)
+                .arg(&ttls)
+                .arg(&owner.workspace_id)
+                .arg(&owner.key_id)
+                .arg(MAX_AMOUNT)
+                .arg(u8::from(identity.is_some()))
+                .arg(identity.as_deref().unwrap_or(""));
+            let (ended, has_identity, made_under): (i64, i64, String) =
+                self.run(invocation).await?;
+            match ended {
+                0 => return Ok(false),
+                1 => return Ok(true),
+                // Made under another identity: name that one's keys instead.
+                2 => identity = (has_identity == 1).then_some(made_under),
+                other => {
+                    return Err(LimiterError::Protocol(format!(
+                        "unknown answer {other} from finish.lua"
+                    )))
+                }
+            }
+        }
+        Err(LimiterError::Protocol(
+            "finish.lua named a different identity twice".into(),
+        ))
     }
 }
 
@@ -439,17 +548,24 @@ impl Limiter for RedisLimiter {
         if tokens == 0 && cost == 0 {
             return Ok(());
         }
-        let names = Names::new(&self.namespace, subject);
+        let names = Names::new(
+            &self.namespace,
+            &subject.workspace_id,
+            &subject.key_id,
+            subject.identity_id.as_deref(),
+        );
         let (starts, ttls) = periods(self.clock.now());
         let mut invocation = self.scripts.record.prepare_invoke();
         invocation
             .key(format!("{}w:spent", names.workspace))
-            .key(&names.counters('t', &starts))
-            .key(&names.counters('c', &starts))
-            .arg(tokens)
-            .arg(cost)
-            .arg(&ttls)
-            .arg(MAX_AMOUNT);
+            .key(&Names::counters(&names.key, 't', &starts))
+            .key(&Names::counters(&names.key, 'c', &starts));
+        if let Some(identity) = &names.identity {
+            invocation
+                .key(&Names::counters(identity, 't', &starts))
+                .key(&Names::counters(identity, 'c', &starts));
+        }
+        invocation.arg(tokens).arg(cost).arg(&ttls).arg(MAX_AMOUNT);
         let _: i64 = self.run(invocation).await?;
         Ok(())
     }
@@ -459,8 +575,8 @@ impl Limiter for RedisLimiter {
     }
 
     /// Deletes the key's windows, counters and holds by scanning for its prefix: rare (a key
-    /// is deleted once) and bounded by the key's own counters. The workspace side of its
-    /// holds expires on its own.
+    /// is deleted once) and bounded by the key's own counters. The workspace's and the
+    /// identity's side of its holds expire on their own.
     async fn forget_key(&self, key_id: &str) -> Result<(), LimiterError> {
         let pattern = format!("kg:{}:{{*}}:k:{key_id}:*", self.namespace);
         let mut conn = self.connection().await?;

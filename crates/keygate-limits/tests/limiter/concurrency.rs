@@ -5,14 +5,19 @@ use std::time::{Duration, Instant};
 
 use keygate_core::limits::ResetPeriod;
 use keygate_core::FixedClock;
-use keygate_limits::{Admission, LimitKind, LimiterError, RedisLimiter};
+use keygate_limits::{
+    Admission, IdentityLimits, LimitKind, LimitScope, LimiterError, RedisLimiter,
+};
 
 use crate::backends::{backend_tests, fresh_namespace, redis_in, redis_url};
-use crate::{admission, cost, dollars, state_of, window, with_windows, Shared};
+use crate::{
+    admission, cost, dollars, identity, scoped, state_of, under, window, with_windows, Shared,
+};
 
 backend_tests!(concurrency:
     two_hundred_racing_admits_against_fifty_admit_exactly_fifty,
     a_thousand_racing_reservations_never_overspend,
+    two_keys_of_one_identity_racing_admit_exactly_fifty,
 );
 
 async fn admit_all(limiters: &[Shared], req: &Admission, count: usize) -> usize {
@@ -38,6 +43,47 @@ pub async fn two_hundred_racing_admits_against_fifty_admit_exactly_fifty(
 ) {
     let req = with_windows("key_race", &[window(50, 60)]);
     assert_eq!(admit_all(&[limiter], &req, 200).await, 50);
+}
+
+/// An identity's window is one count for all its keys: 200 admits split over two keys, each
+/// key with room for all of them, against the identity's 50 a minute.
+pub async fn two_keys_of_one_identity_racing_admit_exactly_fifty(
+    limiter: Shared,
+    _clock: &FixedClock,
+) {
+    let customer = IdentityLimits {
+        rate_limits: vec![window(50, 60)],
+        ..identity("idn_race")
+    };
+    let keys = [
+        under(&customer, with_windows("key_race_a", &[window(1000, 60)])),
+        under(&customer, with_windows("key_race_b", &[window(1000, 60)])),
+    ];
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let limiter = Arc::clone(&limiter);
+            let req = keys[i % 2].clone();
+            tokio::spawn(async move { limiter.admit(&req).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        let decision = task.await.expect("task").expect("limiter");
+        if decision.is_admitted() {
+            admitted += 1;
+        } else {
+            assert_eq!(decision.denied_by, Some(LimitScope::Identity));
+        }
+    }
+    assert_eq!(admitted, 50);
+    let minute = LimitKind::Rate { window_secs: 60 };
+    let mut by_keys = 0;
+    for req in &keys {
+        let status = limiter.status(req).await.unwrap();
+        assert_eq!(scoped(&status, minute, LimitScope::Identity).used, 50);
+        by_keys += scoped(&status, minute, LimitScope::Key).used;
+    }
+    assert_eq!(by_keys, 50, "a refused request counts on no key either");
 }
 
 pub async fn a_thousand_racing_reservations_never_overspend(limiter: Shared, _clock: &FixedClock) {

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use keygate_core::limits::{CostLimit, RateWindow, ResetPeriod, TokenLimit, WindowLength};
 use keygate_core::{FixedClock, Micros};
-use keygate_limits::{Admission, LimitKind, LimitState, Limiter, Subject};
+use keygate_limits::{
+    Admission, IdentityLimits, LimitKind, LimitScope, LimitState, Limiter, Subject,
+};
 
 pub type Shared = Arc<dyn Limiter>;
 
@@ -64,6 +66,38 @@ pub fn cost(limit: &str, reset: ResetPeriod) -> Option<CostLimit> {
         limit: dollars(limit),
         reset,
     })
+}
+
+/// An identity with no limits yet; set the fields that apply.
+pub fn identity(id: &str) -> IdentityLimits {
+    IdentityLimits {
+        identity_id: id.to_owned(),
+        rate_limits: Vec::new(),
+        token_limit: None,
+        cost_limit: None,
+        daily_spend_cap: None,
+    }
+}
+
+/// `req` made by a key of `identity`: the identity's limits, and its id in the subject.
+pub fn under(identity: &IdentityLimits, req: Admission) -> Admission {
+    Admission {
+        subject: req
+            .subject
+            .clone()
+            .with_identity(Some(identity.identity_id.clone())),
+        identity: Some(identity.clone()),
+        ..req
+    }
+}
+
+/// The state of `kind` in `scope`.
+pub fn scoped(limits: &[LimitState], kind: LimitKind, scope: LimitScope) -> LimitState {
+    limits
+        .iter()
+        .find(|l| l.kind == kind && l.scope == scope)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {scope:?} {kind:?} in {limits:?}"))
 }
 
 pub fn state_of(limits: &[LimitState], kind: LimitKind) -> LimitState {

@@ -410,7 +410,7 @@ fn spawn(work: impl std::future::Future<Output = ()> + Send + 'static) {
 impl Hold {
     fn subject(&self) -> Subject {
         let key = &self.found.key;
-        Subject::new(&key.workspace_id, &key.id)
+        Subject::new(&key.workspace_id, &key.id).with_identity(key.identity_id.as_deref())
     }
 
     /// Replaces the hold by `tokens`/`cost`, retrying while the limiter is unreachable.

@@ -10,6 +10,7 @@ pub enum Change {
     Key(String),
     Member(String),
     Workspace(String),
+    Identity(String),
     /// A workspace's "has legacy keys" flag.
     LegacyKeys(String),
     /// A cached "no such key" for this secret hash is wrong now (import).
@@ -27,6 +28,7 @@ impl Change {
             Change::Key(id) => format!("key:{id}"),
             Change::Member(id) => format!("member:{id}"),
             Change::Workspace(id) => format!("workspace:{id}"),
+            Change::Identity(id) => format!("identity:{id}"),
             Change::LegacyKeys(id) => format!("legacy:{id}"),
             Change::Hash(hash) => format!("hash:{}", hash.to_hex()),
             Change::RoutingRule {
@@ -43,6 +45,7 @@ impl Change {
             "key" => Change::Key(value),
             "member" => Change::Member(value),
             "workspace" => Change::Workspace(value),
+            "identity" => Change::Identity(value),
             "legacy" => Change::LegacyKeys(value),
             "hash" => Change::Hash(KeyHash::from_slice(&hex::decode(value).ok()?)?),
             "rule" => {
@@ -120,6 +123,7 @@ mod tests {
             Change::Key("key_1".into()),
             Change::Member("mem_1".into()),
             Change::Workspace("ws_1".into()),
+            Change::Identity("idt_1".into()),
             Change::LegacyKeys("ws_1".into()),
             Change::Hash(KeyHash([7; 32])),
             Change::RoutingRule {

@@ -1,7 +1,7 @@
 //! The check path of a management caller, shared by verify mode (`verify.rs`) and
 //! reservations (`limits.rs`), and the limit states both answer with.
 
-use keygate_api::limits::{LimitKind, LimitState, LimitUnit};
+use keygate_api::limits::{LimitKind, LimitScope, LimitState, LimitUnit};
 use keygate_api::verdict::Verdict;
 
 use crate::audit::Origin;
@@ -59,6 +59,11 @@ pub fn limit_states(states: &[keygate_limits::LimitState]) -> Vec<LimitState> {
             };
             LimitState {
                 kind,
+                scope: match state.scope {
+                    keygate_limits::LimitScope::Key => LimitScope::Key,
+                    keygate_limits::LimitScope::Identity => LimitScope::Identity,
+                    keygate_limits::LimitScope::Workspace => LimitScope::Workspace,
+                },
                 window_secs,
                 unit,
                 limit: state.limit,
@@ -68,4 +73,33 @@ pub fn limit_states(states: &[keygate_limits::LimitState]) -> Vec<LimitState> {
             }
         })
         .collect()
+}
+
+/// The limit that refused a decision: of the refusing scope and the denial's kind, the one
+/// with nothing left (for rate windows, the one that frees up last).
+pub fn refusing_limit(decision: &keygate_limits::Decision) -> Option<LimitState> {
+    use keygate_core::Denial;
+    use keygate_limits::LimitKind as Kind;
+    let (denial, scope) = (decision.denial?, decision.denied_by?);
+    let of_denial = |kind: Kind| {
+        matches!(
+            (denial, kind),
+            (Denial::RateLimited, Kind::Rate { .. })
+                | (Denial::TokenLimitReached, Kind::Tokens)
+                | (Denial::CostLimitReached, Kind::Cost)
+                | (Denial::SpendCapReached, Kind::DailySpendCap)
+                | (Denial::InsufficientCredits, Kind::Credits)
+        )
+    };
+    let candidates: Vec<&keygate_limits::LimitState> = decision
+        .limits
+        .iter()
+        .filter(|s| s.scope == scope && of_denial(s.kind))
+        .collect();
+    let chosen = candidates
+        .iter()
+        .filter(|s| s.remaining == 0)
+        .max_by_key(|s| s.reset_at)
+        .or_else(|| candidates.first())?;
+    limit_states(std::slice::from_ref(*chosen)).pop()
 }

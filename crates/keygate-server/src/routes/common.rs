@@ -3,12 +3,13 @@
 //! handler modules never import one another.
 
 use keygate_core::ids;
-use keygate_core::model::ApiKey;
+use keygate_core::limits::KeyLimits;
 use keygate_core::model::KeyStatus;
+use keygate_core::model::{ApiKey, Identity};
 use keygate_core::routing::RoutingRule;
 use keygate_core::text::Name;
 use keygate_store::{KeyFilter, PageRequest, SecretChange, StoreError};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::audit::{self, Origin};
 use crate::auth::Caller;
@@ -20,6 +21,25 @@ use crate::state::AppState;
 /// `keygate_core::text`, shared by every named thing).
 pub fn valid_name(name: &str) -> Result<String, ApiError> {
     Ok(Name::parse(name)?.into_string())
+}
+
+/// Limits of a key or an identity: at most 10 rate windows, none with a zero limit.
+pub fn valid_limits(limits: KeyLimits) -> Result<KeyLimits, ApiError> {
+    if limits.rate_limits.len() > 10 {
+        return Err(ApiError::invalid("at most 10 rate windows are allowed"));
+    }
+    if limits.rate_limits.iter().any(|w| w.limit == 0) {
+        return Err(ApiError::invalid(
+            "a rate window's limit must be at least 1 (disable the key to stop all requests)",
+        ));
+    }
+    Ok(limits)
+}
+
+/// Free-form metadata, within its size bound.
+pub fn valid_metadata(metadata: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    keygate_core::text::check_metadata(&metadata)?;
+    Ok(metadata)
 }
 
 /// Validates pagination parameters shared by every list endpoint.
@@ -48,6 +68,22 @@ pub(crate) async fn load_key(
         .key(&caller.workspace.id, id)
         .await
         .map_err(ApiError::store_lookup("key"))
+}
+
+/// The identity with this id in the caller's workspace, or 404.
+pub(crate) async fn load_identity(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Identity, ApiError> {
+    if !ids::looks_like("idt", id) {
+        return Err(ApiError::NotFound("identity"));
+    }
+    state
+        .store
+        .identity(&caller.workspace.id, id)
+        .await
+        .map_err(ApiError::store_lookup("identity"))
 }
 
 /// The routing rule with this id in the caller's workspace, or 404.

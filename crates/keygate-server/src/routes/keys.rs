@@ -27,8 +27,8 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::invalidation::Change;
 use crate::routes::common::{
-    active_keys, change_key, key_json, load_key, one_active_key, page_request, revoked_conflict,
-    valid_name, valid_rule_id, KeyChange,
+    active_keys, change_key, key_json, load_identity, load_key, one_active_key, page_request,
+    revoked_conflict, valid_limits, valid_metadata, valid_name, valid_rule_id, KeyChange,
 };
 use crate::state::AppState;
 
@@ -69,6 +69,15 @@ pub async fn create_key(
     key.limits = valid_limits(body.limits)?;
     key.routing_rule_id = match &body.routing_rule_id {
         Some(id) => Some(valid_rule_id(&state, &caller, id).await?),
+        None => None,
+    };
+    key.identity_id = match &body.identity_id {
+        Some(id) => Some(
+            load_identity(&state, &caller, id)
+                .await
+                .map_err(as_reference)?
+                .id,
+        ),
         None => None,
     };
     key.display = secret.display();
@@ -122,6 +131,7 @@ pub async fn list_keys(
         project: query.project,
         search: query.search,
         legacy: query.legacy,
+        identity: query.identity,
     };
     let page = page_request(query.limit, query.cursor)?;
     let page = state
@@ -188,6 +198,16 @@ pub async fn update_key(
         Some(None) => Some(None),
         None => None,
     };
+    let identity_id = match body.identity_id {
+        Some(Some(id)) => Some(Some(
+            load_identity(&state, &caller, &id)
+                .await
+                .map_err(as_reference)?
+                .id,
+        )),
+        Some(None) => Some(None),
+        None => None,
+    };
     let saved = change_key(&state, &caller, &origin, &id, KeyChange::plain("key.update", SecretChange::None), |key| {
         if key.legacy && limits.as_ref().is_some_and(|l| !l.is_empty()) {
             return Err(ApiError::LegacyKey(
@@ -217,6 +237,9 @@ pub async fn update_key(
         }
         if let Some(rule) = &routing_rule_id {
             key.routing_rule_id = rule.clone();
+        }
+        if let Some(identity) = &identity_id {
+            key.identity_id = identity.clone();
         }
         Ok(())
     })
@@ -540,6 +563,7 @@ async fn new_key(
         metadata: valid_metadata(fields.metadata)?,
         limits: KeyLimits::default(),
         routing_rule_id: None,
+        identity_id: None,
         display: String::new(),
         legacy: false,
         created_by: caller.member.id.clone(),
@@ -574,6 +598,18 @@ async fn insert_key(
         .await
 }
 
+/// An identity named in a key's body that is not in the workspace is an unknown reference
+/// (409), like a `scope` project: the key itself was found.
+fn as_reference(error: ApiError) -> ApiError {
+    match error {
+        ApiError::NotFound(_) => ApiError::UnknownReference(
+            "identity_id names no identity of this workspace; GET /v1/identities lists them."
+                .into(),
+        ),
+        other => other,
+    }
+}
+
 fn refuse_legacy(key: &ApiKey, verb: &str) -> Result<(), ApiError> {
     if key.legacy {
         Err(ApiError::LegacyKey(format!(
@@ -593,23 +629,6 @@ fn valid_description(description: Option<String>) -> Result<Option<String>, ApiE
 
 fn valid_permissions(permissions: Vec<String>) -> Result<Vec<String>, ApiError> {
     Ok(Permission::parse_all(&permissions)?)
-}
-
-fn valid_metadata(metadata: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
-    keygate_core::text::check_metadata(&metadata)?;
-    Ok(metadata)
-}
-
-fn valid_limits(limits: KeyLimits) -> Result<KeyLimits, ApiError> {
-    if limits.rate_limits.len() > 10 {
-        return Err(ApiError::invalid("a key can have at most 10 rate windows"));
-    }
-    if limits.rate_limits.iter().any(|w| w.limit == 0) {
-        return Err(ApiError::invalid(
-            "a rate window's limit must be at least 1 (disable the key to stop all requests)",
-        ));
-    }
-    Ok(limits)
 }
 
 async fn valid_scope(state: &AppState, caller: &Caller, scope: Scope) -> Result<Scope, ApiError> {

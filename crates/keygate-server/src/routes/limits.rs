@@ -42,7 +42,7 @@ pub async fn get_key_limits(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<KeyLimitStatus>, ApiError> {
     let key = load_key(&state, &caller, &id).await?;
-    if key.legacy {
+    if key.legacy && key.identity_id.is_none() {
         return Ok(Json(KeyLimitStatus {
             key_id: key.id,
             legacy: true,
@@ -61,11 +61,12 @@ pub async fn get_key_limits(
         cost: Micros::ZERO,
         consumption: Consumption::Admit,
     };
-    let admission = pipeline::admission(&caller.workspace, &found, &attempt)?;
+    let identity = pipeline::key_identity(&state, &found.key).await?;
+    let admission = pipeline::admission(&caller.workspace, &found, identity.as_deref(), &attempt)?;
     let limits = state.limiter.status(&admission).await?;
     Ok(Json(KeyLimitStatus {
         key_id: found.key.id,
-        legacy: false,
+        legacy: found.key.legacy,
         limits: limit_states(&limits),
     }))
 }
@@ -90,7 +91,8 @@ pub async fn report_usage(
     state
         .limiter
         .record(
-            &Subject::new(key.workspace_id.as_str(), key.id.as_str()),
+            &Subject::new(key.workspace_id.as_str(), key.id.as_str())
+                .with_identity(key.identity_id.as_deref()),
             body.tokens,
             body.cost,
         )

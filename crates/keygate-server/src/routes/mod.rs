@@ -10,6 +10,7 @@ pub mod audit;
 mod check;
 mod common;
 pub mod health;
+pub mod identities;
 pub mod keys;
 pub mod leaks;
 pub mod limits;
@@ -69,6 +70,12 @@ pub(crate) fn operations() -> Vec<Row> {
         row(Meter, "reserve", routes!(limits::create_reservation)),
         row(Meter, "settle reservations", routes!(limits::settle_reservation)),
         row(Meter, "release reservations", routes!(limits::release_reservation)),
+        row(Write, "create identities", routes!(identities::create_identity)),
+        row(Read, "list identities", routes!(identities::list_identities)),
+        row(Read, "read identities", routes!(identities::get_identity)),
+        row(Write, "change identities", routes!(identities::update_identity)),
+        row(Write, "delete identities", routes!(identities::delete_identity)),
+        row(Read, "read usage", routes!(usage::get_identity_usage)),
         row(Write, "create projects", routes!(projects::create_project)),
         row(Read, "list projects", routes!(projects::list_projects)),
         row(Read, "read projects", routes!(projects::get_project)),

@@ -1,6 +1,7 @@
 //! Usage reports, read from the daily rollups: `GET /v1/keys/{id}/usage` (one key, the numbers
 //! a usage chart needs) and `GET /v1/usage` (the workspace, summed by key, project, operation
-//! or day). Any member may read them.
+//! or day), and `GET /v1/identities/{id}/usage` (the keys of one identity, summed the same
+//! way). Any member may read them.
 //!
 //! Every day of the range is present, zeros included, so a chart needs no gap filling. Days
 //! are UTC. Events reach the rollups with the next usage flush (within a second by default),
@@ -24,6 +25,7 @@ use serde::Serialize;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
+use crate::routes::common::{load_identity, load_key};
 use crate::state::AppState;
 use crate::usage::UsageOutcome;
 
@@ -58,7 +60,7 @@ pub async fn get_key_usage(
     ApiQuery(params): ApiQuery<KeyUsageParams>,
 ) -> Result<Json<KeyUsage>, ApiError> {
     let days = valid_days(params.days)?;
-    crate::routes::common::load_key(&state, &caller, &id).await?;
+    load_key(&state, &caller, &id).await?;
     let (from, to) = range(&state, days);
     let rollups = state
         .store
@@ -66,6 +68,7 @@ pub async fn get_key_usage(
             &caller.workspace.id,
             &UsageQuery {
                 key_id: Some(id.clone()),
+                identity_id: None,
                 from,
                 to,
             },
@@ -128,6 +131,16 @@ pub async fn get_workspace_usage(
     caller: Caller,
     ApiQuery(params): ApiQuery<WorkspaceUsageParams>,
 ) -> Result<Json<WorkspaceUsage>, ApiError> {
+    grouped_usage(&state, &caller, params, None).await.map(Json)
+}
+
+/// Usage of the workspace, or of one identity's keys, summed by what `params.group_by` says.
+async fn grouped_usage(
+    state: &AppState,
+    caller: &Caller,
+    params: WorkspaceUsageParams,
+    identity_id: Option<String>,
+) -> Result<WorkspaceUsage, ApiError> {
     let days = valid_days(params.days)?;
     let group_by = params.group_by.unwrap_or_default();
     let dimension = match group_by {
@@ -135,14 +148,16 @@ pub async fn get_workspace_usage(
         GroupBy::Project => UsageDimension::Project,
         GroupBy::Operation => UsageDimension::Operation,
         GroupBy::Day => UsageDimension::Day,
+        GroupBy::Identity => UsageDimension::Identity,
     };
-    let (from, to) = range(&state, days);
+    let (from, to) = range(state, days);
     let rows = state
         .store
         .usage_totals(
             &caller.workspace.id,
             &UsageQuery {
                 key_id: None,
+                identity_id,
                 from,
                 to,
             },
@@ -184,19 +199,37 @@ pub async fn get_workspace_usage(
             group: match group_by {
                 GroupBy::Project => GroupName::Project(name),
                 GroupBy::Operation => GroupName::Operation(name.unwrap_or_default()),
+                GroupBy::Identity => GroupName::IdentityId(name),
                 GroupBy::Key | GroupBy::Day => GroupName::KeyId(name),
             },
             counts,
         })
     };
-    Ok(Json(WorkspaceUsage {
+    Ok(WorkspaceUsage {
         group_by,
         from,
         to,
         groups,
         daily_average: daily_average(&totals, days),
         totals,
-    }))
+    })
+}
+
+/// The usage of the identity's keys over the last `days` UTC days, summed by key (default),
+/// project, operation or day. Usage follows a key's current identity.
+#[utoipa::path(get, path = "/v1/identities/{id}/usage", tag = "identities",
+    params(("id" = String, Path, description = "The identity's id (`idt_…`)."), WorkspaceUsageParams),
+    responses((status = 200, description = "The usage of the identity's keys, grouped.", body = WorkspaceUsage)))]
+pub async fn get_identity_usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<WorkspaceUsageParams>,
+) -> Result<Json<WorkspaceUsage>, ApiError> {
+    let identity = load_identity(&state, &caller, &id).await?;
+    grouped_usage(&state, &caller, params, Some(identity.id))
+        .await
+        .map(Json)
 }
 
 fn valid_days(days: Option<u32>) -> Result<u32, ApiError> {

@@ -6,7 +6,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
-use keygate_api::verify::{VerifiedKey, VerifyHeaders, VerifyRequest, VerifyResponse};
+use keygate_api::verify::{
+    VerifiedIdentity, VerifiedKey, VerifyHeaders, VerifyRequest, VerifyResponse,
+};
 use keygate_core::verify::Requirement;
 
 use crate::audit::Origin;
@@ -14,7 +16,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::pipeline::Attempt;
-use crate::routes::check::{check_for_caller, limit_states};
+use crate::routes::check::{check_for_caller, limit_states, refusing_limit};
 use crate::state::AppState;
 use crate::usage;
 
@@ -59,7 +61,15 @@ pub async fn verify_key(
         code,
         status: outcome.denial.map_or(200, |d| d.status()),
         message: outcome.denial.map(|d| d.message().to_owned()),
-        key: outcome.key.as_deref().map(VerifiedKey::from),
+        key: outcome.key.as_deref().map(|found| VerifiedKey {
+            identity: outcome.identity.as_deref().map(|i| VerifiedIdentity {
+                id: i.id.clone(),
+                external_id: i.external_id.clone(),
+                metadata: i.metadata.clone(),
+            }),
+            ..VerifiedKey::from(found)
+        }),
+        limit: outcome.decision.as_ref().and_then(refusing_limit),
         limits: outcome
             .decision
             .map(|d| limit_states(&d.limits))

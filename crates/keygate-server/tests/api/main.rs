@@ -13,6 +13,7 @@ mod gateway_proxy;
 mod gateway_rules;
 mod helpers;
 mod idempotency;
+mod identities;
 mod isolation;
 mod leaks;
 mod lifecycle;

@@ -264,6 +264,7 @@ async fn a_graceful_shutdown_writes_every_buffered_event() {
             created["workspace_id"].as_str().expect("workspace"),
             &UsageQuery {
                 key_id: created["id"].as_str().map(str::to_owned),
+                identity_id: None,
                 from: today,
                 to: today,
             },

@@ -85,6 +85,7 @@ pub fn key(workspace_id: &str, name: &str, created_secs: i64) -> ApiKey {
         metadata: serde_json::Map::new(),
         limits: KeyLimits::default(),
         routing_rule_id: None,
+        identity_id: None,
         display: "kg_live_ab12…mn34".into(),
         legacy: false,
         created_by: "mem_owner".into(),

@@ -253,6 +253,7 @@ async fn list_filters_combine(db: &TestDb) {
         project: Some("prj_b".into()),
         search: Some("main".into()),
         legacy: Some(false),
+        identity: None,
     };
     assert_eq!(names(combined).await, ["Prod_Main"]);
 }

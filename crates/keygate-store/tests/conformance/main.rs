@@ -37,6 +37,7 @@ mod audit;
 mod fixtures;
 mod harness;
 mod idempotency;
+mod identities;
 mod keys;
 mod persistence;
 mod routing_rules;

@@ -66,6 +66,7 @@ async fn rollups_add_up_across_batches(db: &TestDb) {
             WS,
             &UsageQuery {
                 key_id: Some("key_a".into()),
+                identity_id: None,
                 from: day(0),
                 to: day(1),
             },
@@ -85,6 +86,7 @@ async fn rollups_add_up_across_batches(db: &TestDb) {
             WS,
             &UsageQuery {
                 key_id: None,
+                identity_id: None,
                 from: day(1),
                 to: day(1),
             },
@@ -95,6 +97,7 @@ async fn rollups_add_up_across_batches(db: &TestDb) {
 
     let range = UsageQuery {
         key_id: None,
+        identity_id: None,
         from: day(0),
         to: day(30),
     };
@@ -404,6 +407,7 @@ async fn counters_saturate_at_the_largest_bigint(db: &TestDb) {
 
     let range = UsageQuery {
         key_id: None,
+        identity_id: None,
         from: day(0),
         to: day(1),
     };

@@ -6,6 +6,8 @@
 
 mod audit;
 mod bootstrap;
+mod flags;
+mod identities;
 mod keys;
 mod login;
 mod members;
@@ -46,6 +48,7 @@ async fn run_client(command: Command) -> ExitCode {
         Command::Whoami(a) => a.json,
         Command::Keys(a) => a.client.json,
         Command::Projects(a) => a.client.json,
+        Command::Identities(a) => a.client.json,
         Command::Members(a) => a.client.json,
         Command::Audit(a) => a.client.json,
         Command::Workspace(a) => a.client.json,
@@ -63,6 +66,10 @@ async fn run_client(command: Command) -> ExitCode {
         },
         Command::Projects(args) => match Context::new(out, &args.client) {
             Ok(ctx) => projects::run(&ctx, args.command).await,
+            Err(e) => Err(e),
+        },
+        Command::Identities(args) => match Context::new(out, &args.client) {
+            Ok(ctx) => identities::run(&ctx, args.command).await,
             Err(e) => Err(e),
         },
         Command::Members(args) => match Context::new(out, &args.client) {

@@ -7,6 +7,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+mod identities;
 mod leaks;
 mod newer_server;
 mod webhooks;

@@ -5,8 +5,9 @@ use keygate_api::KeyLimits;
 use serde_json::Value;
 
 use super::secret::{check_destination, deliver_secret};
-use super::{flags, Context};
+use super::Context;
 use crate::cli::CreateKeyArgs;
+use crate::commands::flags;
 use crate::error::CliError;
 
 pub async fn create(ctx: &Context, args: CreateKeyArgs) -> Result<(), CliError> {
@@ -32,6 +33,10 @@ pub async fn create(ctx: &Context, args: CreateKeyArgs) -> Result<(), CliError> 
             .collect(),
         limits: flags::limits(KeyLimits::default(), &args.limits)?.unwrap_or_default(),
         routing_rule_id: None,
+        identity_id: match &args.identity {
+            Some(given) => Some(flags::identity(ctx, given).await?.id),
+            None => None,
+        },
     };
     let answer = ctx.client.post_raw("/v1/keys", &body).await?;
     let issued: IssuedKey = ctx.client.decode(&answer)?;

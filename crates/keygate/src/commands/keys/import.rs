@@ -4,8 +4,9 @@ use keygate_api::keys::ImportKey;
 use keygate_api::ApiKey;
 
 use super::secret::read_secret_arg;
-use super::{flags, Context};
+use super::Context;
 use crate::cli::ImportArgs;
+use crate::commands::flags;
 use crate::error::CliError;
 
 pub async fn import(ctx: &Context, args: ImportArgs) -> Result<(), CliError> {

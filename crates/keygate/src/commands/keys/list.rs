@@ -15,6 +15,10 @@ pub async fn list(ctx: &Context, args: &ListKeysArgs) -> Result<(), CliError> {
         environment: args.environment.clone(),
         project: args.project.clone(),
         search: args.search.clone(),
+        identity: match &args.identity {
+            Some(given) => Some(crate::commands::flags::identity(ctx, given).await?.id),
+            None => None,
+        },
         limit: args.limit,
         ..ListKeys::default()
     };

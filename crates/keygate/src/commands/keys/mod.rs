@@ -5,11 +5,10 @@
 //! form. Every command that takes a key accepts its id or its (unique) name.
 //!
 //! Requests are the contract's request types (`keygate_api::keys`), built from the flags in
-//! [`flags`]; answers are read into its response types, and `--json` prints the answer as
+//! `commands::flags`; answers are read into its response types, and `--json` prints the answer as
 //! the server sent it.
 
 mod create;
-mod flags;
 mod import;
 mod leak;
 mod lifecycle;

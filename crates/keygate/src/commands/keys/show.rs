@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{resolve_key, Context};
 use crate::error::CliError;
-use crate::output::{self, wire_name, Output, Tone};
+use crate::output::{self, limit_parts, Output, Tone};
 
 pub async fn show(ctx: &Context, reference: &str) -> Result<(), CliError> {
     let found = resolve_key(ctx, reference).await?;
@@ -38,6 +38,9 @@ pub fn print_key(out: &Output, key: &ApiKey) {
     };
     row("Permissions", permissions);
     row("Limits", limits_text(&key.limits, key.legacy));
+    if let Some(identity) = &key.identity_id {
+        row("Identity", identity.clone());
+    }
     row("Expires", time_text(key.expires_at, "never"));
     row("Last used", time_text(key.last_used_at, "never"));
     row(
@@ -87,19 +90,7 @@ fn time_text(time: Option<DateTime<Utc>>, fallback: &str) -> String {
 }
 
 fn limits_text(limits: &KeyLimits, legacy: bool) -> String {
-    let mut parts = Vec::new();
-    for w in &limits.rate_limits {
-        parts.push(format!("{} requests / {}", w.limit, w.window));
-    }
-    if let Some(t) = &limits.token_limit {
-        parts.push(format!("{} tokens {}", t.limit, wire_name(&t.reset)));
-    }
-    if let Some(c) = &limits.cost_limit {
-        parts.push(format!("${} {}", c.limit, wire_name(&c.reset)));
-    }
-    if let Some(cap) = limits.daily_spend_cap {
-        parts.push(format!("${cap} per day spend cap"));
-    }
+    let parts = limit_parts(limits);
     if parts.is_empty() {
         if legacy {
             "none (legacy key)".into()

@@ -4,8 +4,9 @@ use keygate_api::keys::UpdateKey;
 use keygate_api::{ApiKey, KeyLimits};
 
 use super::show::print_key;
-use super::{flags, resolve_key, Context};
+use super::{resolve_key, Context};
 use crate::cli::UpdateKeyArgs;
+use crate::commands::flags;
 use crate::error::CliError;
 
 pub async fn update(ctx: &Context, args: UpdateKeyArgs) -> Result<(), CliError> {
@@ -40,10 +41,15 @@ pub async fn update(ctx: &Context, args: UpdateKeyArgs) -> Result<(), CliError> 
         None if args.clear_limits => Some(KeyLimits::default()),
         None => None,
     };
+    if args.no_identity {
+        body.identity_id = Some(None);
+    } else if let Some(given) = &args.identity {
+        body.identity_id = Some(Some(flags::identity(ctx, given).await?.id));
+    }
     if is_empty(&body) {
         return Err(CliError::usage_hint(
             "nothing to change",
-            "Give at least one of --name, --description, --scope, --permission, --expires or a limit.",
+            "Give at least one of --name, --description, --scope, --permission, --expires, --identity or a limit.",
         ));
     }
     let id = &key.id;

@@ -1,10 +1,11 @@
-//! From flags to the fields of the contract's request bodies: scope, expiry, environment
-//! and limits.
+//! From flags to the fields of the contract's request bodies: scope, identity, expiry,
+//! environment and limits. Shared by the commands for keys and identities.
 
-use keygate_api::Project;
+use keygate_api::identities::IdentityPage;
 use keygate_api::{
     CostLimit, Items, KeyLimits, Micros, RateWindow, ResetPeriod, Scope, TokenLimit,
 };
+use keygate_api::{Identity, Project};
 use keygate_core::limits::WindowLength;
 use keygate_core::EnvTag;
 
@@ -41,6 +42,30 @@ pub async fn scope(ctx: &Context, projects: &[String]) -> Result<Scope, CliError
         ids.push(id);
     }
     Ok(Scope::Projects(ids))
+}
+
+/// An identity given as its id (`idt_…`) or its external id, as the identity's id. An
+/// external id that looks like an id is tried as an id first.
+pub async fn identity(ctx: &Context, given: &str) -> Result<Identity, CliError> {
+    if keygate_core::ids::looks_like("idt", given) {
+        if let Ok(found) = ctx
+            .client
+            .get::<_, Identity>(&format!("/v1/identities/{given}"), NO_QUERY)
+            .await
+        {
+            return Ok(found);
+        }
+    }
+    let page: IdentityPage = ctx
+        .client
+        .get("/v1/identities", &[("external_id", given)])
+        .await?;
+    page.items.into_iter().next().ok_or_else(|| {
+        CliError::usage_hint(
+            format!("no identity with the id or external id {given:?}"),
+            "`keygate identities list` shows them; `keygate identities create --external-id …` adds one.",
+        )
+    })
 }
 
 /// `--expires` as `(expires_in, expires_at)`.
