@@ -177,6 +177,9 @@ pub struct Reservation {
     pub limits: Vec<LimitState>,
     /// Seconds until a refused request may be retried, when a limit says.
     pub retry_after: Option<u64>,
+    /// The limit that refused, when one did (`scope`: key, identity or workspace).
+    #[serde(default)]
+    pub limit: Option<LimitState>,
 }
 
 /// `POST /v1/reservations/{id}/settle`: the amount actually spent (it may be more or less than

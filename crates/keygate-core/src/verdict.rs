@@ -105,6 +105,18 @@ impl Denial {
             Denial::LimiterUnavailable => "Limits cannot be checked right now, so the request is refused rather than let through unlimited. Retry shortly.",
         }
     }
+
+    /// The sentence when the key's identity's limit refused (the limit is shared by all the
+    /// customer's keys, so "the key's" would send the reader to the wrong limit).
+    pub fn identity_message(self) -> &'static str {
+        match self {
+            Denial::RateLimited => "Too many requests across the keys of this identity (customer). Retry after the number of seconds in Retry-After.",
+            Denial::TokenLimitReached => "The token limit shared by this identity's keys is used up for this period. It resets at the time in RateLimit-Reset, or raise the identity's limit.",
+            Denial::CostLimitReached => "The cost limit shared by this identity's keys is used up for this period. It resets at the time in RateLimit-Reset, or raise the identity's limit.",
+            Denial::SpendCapReached => "The daily spend cap shared by this identity's keys is reached. It resets at 00:00 UTC.",
+            other => other.message(),
+        }
+    }
 }
 
 #[cfg(test)]

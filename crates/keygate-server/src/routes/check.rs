@@ -103,3 +103,20 @@ pub fn refusing_limit(decision: &keygate_limits::Decision) -> Option<LimitState>
         .or_else(|| candidates.first())?;
     limit_states(std::slice::from_ref(*chosen)).pop()
 }
+
+/// The refusal's sentence, naming the identity's limit when that is what refused.
+pub fn denial_message(outcome: &pipeline::Outcome) -> Option<String> {
+    let denial = outcome.denial?;
+    let by_identity = outcome
+        .decision
+        .as_ref()
+        .is_some_and(|d| d.denied_by == Some(keygate_limits::LimitScope::Identity));
+    Some(
+        if by_identity {
+            denial.identity_message()
+        } else {
+            denial.message()
+        }
+        .to_owned(),
+    )
+}

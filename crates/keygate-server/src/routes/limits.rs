@@ -24,7 +24,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::pipeline::{self, Attempt, Consumption};
-use crate::routes::check::{check_for_caller, limit_states};
+use crate::routes::check::{check_for_caller, denial_message, limit_states, refusing_limit};
 use crate::routes::common::load_key;
 use crate::state::AppState;
 use crate::usage::{self, UsageEvent, UsageOutcome};
@@ -171,7 +171,8 @@ pub async fn create_reservation(
         valid: outcome.denial.is_none(),
         code,
         status: outcome.denial.map_or(200, |d| d.status()),
-        message: outcome.denial.map(|d| d.message().to_owned()),
+        message: denial_message(&outcome),
+        limit: outcome.decision.as_ref().and_then(refusing_limit),
         key_id: outcome.key.as_ref().map(|k| k.key.id.clone()),
         reservation_id,
         limits: outcome

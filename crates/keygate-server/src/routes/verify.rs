@@ -16,7 +16,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::pipeline::Attempt;
-use crate::routes::check::{check_for_caller, limit_states, refusing_limit};
+use crate::routes::check::{check_for_caller, denial_message, limit_states, refusing_limit};
 use crate::state::AppState;
 use crate::usage;
 
@@ -60,7 +60,7 @@ pub async fn verify_key(
         valid: outcome.denial.is_none(),
         code,
         status: outcome.denial.map_or(200, |d| d.status()),
-        message: outcome.denial.map(|d| d.message().to_owned()),
+        message: denial_message(&outcome),
         key: outcome.key.as_deref().map(|found| VerifiedKey {
             identity: outcome.identity.as_deref().map(|i| VerifiedIdentity {
                 id: i.id.clone(),

@@ -412,3 +412,64 @@ async fn identity_usage_sums_its_keys() {
         vec![(json!(identity), json!(5)), (Value::Null, json!(4))]
     );
 }
+
+/// Reservations hold on the identity too: two keys of one identity with $1.00 a month
+/// reserve $0.40 each, a third reservation is refused by the identity, and a settle charges
+/// the identity exactly what was spent, even after the key moved to another identity.
+#[tokio::test]
+async fn reservations_hold_and_settle_on_the_identity() {
+    let app = TestApp::spawn().await;
+    let identity = identity_with_limits(
+        &app,
+        json!({"cost_limit": {"limit": "1.00", "reset": "monthly"}}),
+    )
+    .await;
+    let (a_id, a) = key_of(&app, &identity, json!({})).await;
+    let (b_id, b) = key_of(&app, &identity, json!({})).await;
+    let reserve = |secret: String| {
+        let app = &app;
+        async move {
+            let reply = app
+                .owner_post(
+                    "/v1/reservations",
+                    json!({"key": secret, "cost": "0.40", "ttl": "5m"}),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            reply.body
+        }
+    };
+    let first = reserve(a.clone()).await;
+    let second = reserve(b.clone()).await;
+    let third = reserve(a.clone()).await;
+    assert!(first["reservation_id"].is_string(), "{first}");
+    assert!(second["reservation_id"].is_string(), "{second}");
+    assert_eq!(third["code"], "cost_limit_reached", "{third}");
+    assert_eq!(third["limit"]["scope"], "identity", "{third}");
+
+    // A moves to another identity before settling: the hold it made stays this identity's.
+    let elsewhere = identity_with_limits(&app, json!({})).await;
+    let moved = app
+        .owner_patch(
+            &format!("/v1/keys/{a_id}"),
+            json!({"identity_id": elsewhere}),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    let rid = first["reservation_id"].as_str().expect("id");
+    let settled = app.owner_settle(rid, json!({"cost": "0.10"})).await;
+    assert_eq!(settled.status, StatusCode::OK, "{}", settled.body);
+    let rid = second["reservation_id"].as_str().expect("id");
+    let settled = app.owner_settle(rid, json!({"cost": "0.25"})).await;
+    assert_eq!(settled.status, StatusCode::OK, "{}", settled.body);
+
+    let status = app.owner_get(&format!("/v1/keys/{b_id}/limits")).await;
+    let identity_cost = status.body["limits"]
+        .as_array()
+        .expect("limits")
+        .iter()
+        .find(|l| l["scope"] == "identity" && l["kind"] == "cost")
+        .cloned()
+        .expect("identity cost");
+    assert_eq!(identity_cost["used"], 350_000, "{}", status.body);
+}
