@@ -171,7 +171,7 @@ pub async fn create_reservation(
         valid: outcome.denial.is_none(),
         code,
         status: outcome.denial.map_or(200, |d| d.status()),
-        message: denial_message(&outcome),
+        message: denial_message(outcome),
         limit: outcome.decision.as_ref().and_then(refusing_limit),
         key_id: outcome.key.as_ref().map(|k| k.key.id.clone()),
         reservation_id,
