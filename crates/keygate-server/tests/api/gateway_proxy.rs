@@ -350,6 +350,52 @@ async fn rate_limits_and_budgets_refuse_with_their_codes_and_headers() {
     assert_eq!(echo.count(), calls);
 }
 
+/// The gateway checks a key's identity like verify mode does: the keys of one customer share
+/// its limits, a refusal reaches no upstream, and usage reported on one key counts for all.
+#[tokio::test]
+async fn identity_limits_are_shared_by_its_keys_through_the_proxy() {
+    let (app, echo) = proxy_app().await;
+    let identity = app
+        .owner_post(
+            "/v1/identities",
+            json!({"external_id": "cus_gw", "limits": {
+                "rate_limits": [{"limit": 3, "window": "1m"}],
+                "daily_spend_cap": "1.00"}}),
+        )
+        .await;
+    assert_eq!(identity.status, StatusCode::CREATED, "{}", identity.body);
+    let identity = identity.body["id"].as_str().expect("id").to_owned();
+    let mut secrets = Vec::new();
+    let mut ids = Vec::new();
+    for name in ["gw a", "gw b"] {
+        let key = app
+            .create_key(json!({"name": name, "identity_id": identity}))
+            .await;
+        secrets.push(key["secret"].as_str().expect("secret").to_owned());
+        ids.push(key["id"].as_str().expect("id").to_owned());
+    }
+    let url = format!("{}/proxy/echo/x", app.base);
+    for secret in [&secrets[0], &secrets[1], &secrets[0]] {
+        let reply = Reply::send(app.client.get(&url).bearer_auth(secret)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let calls = echo.count();
+    let reply = Reply::send(app.client.get(&url).bearer_auth(&secrets[1])).await;
+    reply.assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert_eq!(echo.count(), calls, "a refused request reaches no upstream");
+
+    // Spend reported on key a uses up the identity's daily cap: key b is refused too, once
+    // the rate window has room again.
+    app.clock.advance_millis(61_000);
+    let report = app
+        .owner_post("/v1/usage", json!({"key_id": ids[0], "cost": "1.00"}))
+        .await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    let reply = Reply::send(app.client.get(&url).bearer_auth(&secrets[1])).await;
+    reply.assert_error(StatusCode::PAYMENT_REQUIRED, "spend_cap_reached");
+    assert_eq!(echo.count(), calls);
+}
+
 #[tokio::test]
 async fn upstream_failures_are_502_and_504() {
     let (app, _echo) = proxy_app().await;
