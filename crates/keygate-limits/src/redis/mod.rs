@@ -337,12 +337,16 @@ impl RedisLimiter {
             .key(names.holds_and_counters(&starts))
             .key(format!("{}res:{reservation}", names.workspace))
             .key(names.identity_holds_and_counters(&starts));
-        for (prefix, limits) in [
-            (Some(&names.key), &key_limits),
-            (names.identity.as_ref(), &identity_limits),
-        ] {
-            for window in limits.rate_limits {
-                let prefix = prefix.expect("an identity's windows come with an identity");
+        // `names.identity` is set whenever the admission carries an identity (it is the
+        // counted identity), so its windows always have a prefix to live under.
+        let identity_windows = names
+            .identity
+            .as_deref()
+            .map(|prefix| (prefix, identity_limits.rate_limits));
+        for (prefix, windows) in
+            std::iter::once((names.key.as_str(), key_limits.rate_limits)).chain(identity_windows)
+        {
+            for window in windows {
                 let ms = window_ms(window);
                 invocation
                     .key(format!("{prefix}rl:{ms}"))
