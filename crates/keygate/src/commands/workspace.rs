@@ -41,6 +41,7 @@ pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<(), CliErro
                 }),
                 rate_limit_policies: None,
                 credit_balance,
+                credits_low_threshold: None,
                 leak_policy: leak_policy.map(|policy| match policy {
                     LeakPolicyArg::Revoke => LeakPolicy::Revoke,
                     LeakPolicyArg::Disable => LeakPolicy::Disable,
