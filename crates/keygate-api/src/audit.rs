@@ -51,6 +51,10 @@ pub enum AuditAction {
     WebhookUpdate,
     #[serde(rename = "webhook.delete")]
     WebhookDelete,
+    /// Keygate disabled an endpoint whose every delivery attempt failed for three days (the
+    /// actor is `system`; `changes.disabled_reason` says why).
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
     /// Failed authentication attempts with a customer's key, aggregated per display form ×
     /// source × code × hour (see [`AuditItem`]).
     #[serde(rename = "auth.failed")]
@@ -59,7 +63,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, for tables and tests.
-    pub const ALL: [AuditAction; 22] = [
+    pub const ALL: [AuditAction; 23] = [
         AuditAction::KeyCreate,
         AuditAction::KeyImport,
         AuditAction::KeyUpdate,
@@ -81,6 +85,7 @@ impl AuditAction {
         AuditAction::WebhookCreate,
         AuditAction::WebhookUpdate,
         AuditAction::WebhookDelete,
+        AuditAction::WebhookDisabled,
         AuditAction::AuthFailed,
     ];
 
@@ -108,6 +113,7 @@ impl AuditAction {
             AuditAction::WebhookCreate => "webhook.create",
             AuditAction::WebhookUpdate => "webhook.update",
             AuditAction::WebhookDelete => "webhook.delete",
+            AuditAction::WebhookDisabled => "webhook.disabled",
             AuditAction::AuthFailed => "auth.failed",
         }
     }

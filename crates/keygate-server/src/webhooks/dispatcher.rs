@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use keygate_api::audit::AuditAction;
 use keygate_core::{ids, Clock, ServerSecret};
 use keygate_store::{Attempt, AuditEntry, DeliveryState, DueDelivery, Store, StoreError};
 use rand::Rng;
@@ -168,7 +169,7 @@ impl Dispatcher {
             id: ids::new_id("aud"),
             workspace_id: d.workspace_id.clone(),
             actor: "system".into(),
-            action: "webhook.disabled".into(),
+            action: AuditAction::WebhookDisabled.as_str().into(),
             target_type: "webhook".into(),
             target_id: d.endpoint_id.clone(),
             changes: serde_json::json!({
