@@ -12,7 +12,7 @@ use keygate_core::{ids, Clock};
 use keygate_store::{ExpiringKey, MarkedEvent, Store, StoreError};
 use serde_json::json;
 
-use super::event_body;
+use super::body::event_body;
 
 /// Most notices one scan queues; the next scan takes the rest.
 const BATCH: u32 = 500;

@@ -18,6 +18,7 @@
 //! - **Signing secrets are sealed** with a key derived from the server secret
 //!   (`crate::secret::seal`) and shown once.
 
+pub mod body;
 pub mod dispatcher;
 pub mod expiry;
 pub mod signing;
@@ -38,19 +39,4 @@ pub struct WebhookTiming {
     pub expiry_scan_every: Duration,
     /// An endpoint whose every attempt has failed for this long is disabled.
     pub disable_after: Duration,
-}
-
-/// The body of an event (Standard Webhooks' shape: `type`, `timestamp`, `data`), as the store
-/// builds it for audited changes.
-pub(crate) fn event_body(
-    event: keygate_core::events::EventType,
-    at: chrono::DateTime<chrono::Utc>,
-    data: serde_json::Value,
-) -> String {
-    serde_json::json!({
-        "type": event.as_str(),
-        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "data": data,
-    })
-    .to_string()
 }

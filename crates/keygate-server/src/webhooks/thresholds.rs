@@ -22,7 +22,7 @@ use keygate_limits::{Admission, LimitKind, LimitScope, LimitState};
 use keygate_store::{MarkedEvent, Store};
 use serde_json::{json, Value};
 
-use super::event_body;
+use super::body::event_body;
 
 /// Marks remembered per node. Past this the set starts afresh: a forgotten mark costs one
 /// write that finds it taken, nothing more.
