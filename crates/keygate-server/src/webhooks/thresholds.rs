@@ -52,8 +52,10 @@ impl ThresholdWatch {
             match limit.kind {
                 LimitKind::Rate { .. } => {}
                 LimitKind::Credits => {
-                    if let Some(event) = credits_low(&seen, limit) {
-                        self.queue(store, event);
+                    if let Some(mark) = credits_low_mark(&seen, limit) {
+                        if self.claim(&seen, &mark) {
+                            self.write(store, &seen, credits_low(&seen, limit, mark));
+                        }
                     }
                 }
                 LimitKind::Tokens | LimitKind::Cost | LimitKind::DailySpendCap => {
@@ -61,10 +63,14 @@ impl ThresholdWatch {
                         continue; // the hot path, almost always
                     }
                     for threshold in Threshold::ALL {
-                        if threshold.reached(limit.used, limit.limit) {
-                            if let Some(event) = limit_threshold(&seen, limit, threshold) {
-                                self.queue(store, event);
-                            }
+                        if !threshold.reached(limit.used, limit.limit) {
+                            continue;
+                        }
+                        let Some(crossing) = threshold_crossing(&seen, limit, threshold) else {
+                            continue;
+                        };
+                        if self.claim(&seen, &crossing.mark) {
+                            self.write(store, &seen, limit_threshold(&seen, limit, crossing));
                         }
                     }
                 }
@@ -72,40 +78,58 @@ impl ThresholdWatch {
         }
     }
 
-    /// Writes `event` unless this node has written its mark; a failed write is forgotten, so
-    /// the next request that sees the crossing tries again.
-    fn queue(&self, store: &Arc<dyn Store>, event: MarkedEvent) {
-        {
-            let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-            if written.contains(&event.mark) {
-                return;
-            }
-            if written.len() >= MAX_REMEMBERED {
-                written.clear();
-            }
-            written.insert(event.mark.clone());
+    /// Whether this node is to write `mark` (of `seen`'s workspace): true the first time only.
+    /// The mark is the only thing built until then, so a budget that stays above a threshold
+    /// costs each request a lookup, not an event.
+    fn claim(&self, seen: &Observed<'_>, mark: &str) -> bool {
+        let remembered = remembered(&seen.workspace.id, mark);
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        if written.contains(&remembered) {
+            return false;
         }
+        if written.len() >= MAX_REMEMBERED {
+            written.clear();
+        }
+        written.insert(remembered)
+    }
+
+    /// Writes a claimed event in a task of its own; a failed write is forgotten, so the next
+    /// request that sees the crossing tries again.
+    fn write(&self, store: &Arc<dyn Store>, seen: &Observed<'_>, event: MarkedEvent) {
         let store = store.clone();
         let written = self.written.clone();
+        let remembered = remembered(&seen.workspace.id, &event.mark);
         tokio::spawn(async move {
             if let Err(e) = store.queue_marked_event(&event).await {
                 tracing::warn!(error = %e, event = event.event_type.as_str(), "could not queue a webhook event; the next request will try again");
                 written
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .remove(&event.mark);
+                    .remove(&remembered);
             }
         });
     }
 }
 
-/// `limit.threshold` for a key's or an identity's budget, or `None` for a limit of no known
-/// owner or period.
-fn limit_threshold(
+/// A mark as this node remembers it: marks are unique per workspace only.
+fn remembered(workspace_id: &str, mark: &str) -> String {
+    format!("{workspace_id}/{mark}")
+}
+
+/// A budget's crossing: its mark and the period it is in.
+struct Crossing {
+    mark: String,
+    threshold: Threshold,
+    period_start: DateTime<Utc>,
+}
+
+/// The crossing of `threshold` by a key's or an identity's budget, or `None` for a limit of
+/// no known owner or period.
+fn threshold_crossing(
     seen: &Observed<'_>,
     limit: &LimitState,
     threshold: Threshold,
-) -> Option<MarkedEvent> {
+) -> Option<Crossing> {
     let admission = seen.admission;
     let identity = admission.identity.as_ref();
     let (owner, token_limit, cost_limit) = match limit.scope {
@@ -140,6 +164,20 @@ fn limit_threshold(
         limit.limit,
         threshold.percent()
     );
+    Some(Crossing {
+        mark,
+        threshold,
+        period_start,
+    })
+}
+
+/// The `limit.threshold` event of a crossing.
+fn limit_threshold(seen: &Observed<'_>, limit: &LimitState, crossing: Crossing) -> MarkedEvent {
+    let Crossing {
+        mark,
+        threshold,
+        period_start,
+    } = crossing;
     let mut data = json!({
         "workspace_id": seen.workspace.id,
         "key_id": seen.key.id,
@@ -147,7 +185,7 @@ fn limit_threshold(
         "threshold": threshold.percent(),
         "period_start": period_start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     });
-    if let Some(identity_id) = &admission.subject.identity_id {
+    if let Some(identity_id) = &seen.admission.subject.identity_id {
         data["identity_id"] = Value::from(identity_id.as_str());
     }
     // `kind`, `scope`, `unit`, `limit`, `used`, `remaining`, `reset_at`: as verify answers.
@@ -156,26 +194,28 @@ fn limit_threshold(
     {
         data.extend(state);
     }
-    Some(marked(seen, mark, EventType::LimitThreshold, data))
+    marked(seen, mark, EventType::LimitThreshold, data)
 }
 
-/// `credits.low` when what remains of the credit is at or below the workspace's threshold.
-fn credits_low(seen: &Observed<'_>, credits: &LimitState) -> Option<MarkedEvent> {
+/// The mark of `credits.low` when what remains of the credit is at or below the workspace's
+/// threshold: the credit balance, so a raised balance is a new mark.
+fn credits_low_mark(seen: &Observed<'_>, credits: &LimitState) -> Option<String> {
     let threshold = seen.workspace.credits_low_threshold?;
     let remaining = credits.limit.saturating_sub(credits.used);
-    if remaining > threshold.0 {
-        return None;
-    }
-    let mark = format!("credits.low:{}", credits.limit);
+    (remaining <= threshold.0).then(|| format!("credits.low:{}", credits.limit))
+}
+
+fn credits_low(seen: &Observed<'_>, credits: &LimitState, mark: String) -> MarkedEvent {
+    let remaining = credits.limit.saturating_sub(credits.used);
     let data = json!({
         "workspace_id": seen.workspace.id,
         "credit_balance": Micros(credits.limit),
         "spent": Micros(credits.used),
         "remaining": Micros(remaining.max(0)),
-        "threshold": threshold,
+        "threshold": seen.workspace.credits_low_threshold,
         "key_id": seen.key.id,
     });
-    Some(marked(seen, mark, EventType::CreditsLow, data))
+    marked(seen, mark, EventType::CreditsLow, data)
 }
 
 fn marked(seen: &Observed<'_>, mark: String, event: EventType, data: Value) -> MarkedEvent {
