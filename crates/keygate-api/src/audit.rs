@@ -57,6 +57,10 @@ pub enum AuditAction {
     IdentityUpdate,
     #[serde(rename = "identity.delete")]
     IdentityDelete,
+    /// Keygate disabled an endpoint whose every delivery attempt failed for three days (the
+    /// actor is `system`; `changes.disabled_reason` says why).
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
     /// Failed authentication attempts with a customer's key, aggregated per display form ×
     /// source × code × hour (see [`AuditItem`]).
     #[serde(rename = "auth.failed")]
@@ -65,7 +69,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, for tables and tests.
-    pub const ALL: [AuditAction; 25] = [
+    pub const ALL: [AuditAction; 26] = [
         AuditAction::KeyCreate,
         AuditAction::KeyImport,
         AuditAction::KeyUpdate,
@@ -90,6 +94,7 @@ impl AuditAction {
         AuditAction::IdentityCreate,
         AuditAction::IdentityUpdate,
         AuditAction::IdentityDelete,
+        AuditAction::WebhookDisabled,
         AuditAction::AuthFailed,
     ];
 
@@ -120,6 +125,7 @@ impl AuditAction {
             AuditAction::IdentityCreate => "identity.create",
             AuditAction::IdentityUpdate => "identity.update",
             AuditAction::IdentityDelete => "identity.delete",
+            AuditAction::WebhookDisabled => "webhook.disabled",
             AuditAction::AuthFailed => "auth.failed",
         }
     }

@@ -106,6 +106,10 @@ pub struct Webhook {
     /// Empty: every event.
     pub event_types: Vec<EventType>,
     pub enabled: bool,
+    /// Why Keygate disabled the endpoint, when it did: every delivery attempt failed for
+    /// three days. Cleared when it is enabled again.
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -57,6 +57,15 @@ pub struct UpdateWorkspace {
     )]
     #[schema(value_type = Option<Micros>)]
     pub credit_balance: Option<Option<Micros>>,
+    /// Send a `credits.low` webhook event when what remains of the credit balance falls to
+    /// this many USD (once per balance: raising the balance re-arms it); `null` sends none.
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Micros>)]
+    pub credits_low_threshold: Option<Option<Micros>>,
     /// What a report of a leaked key (`POST /v1/leaks`) does to it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leak_policy: Option<LeakPolicy>,

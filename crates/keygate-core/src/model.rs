@@ -28,6 +28,10 @@ pub struct Workspace {
     pub rate_limit_policies: BTreeMap<String, Vec<RateWindow>>,
     /// The final backstop for spend; `None` means the workspace is not credit-limited.
     pub credit_balance: Option<Micros>,
+    /// A `credits.low` webhook event is sent when what remains of the credit balance falls
+    /// to this (once per balance); `None` sends none.
+    #[serde(default)]
+    pub credits_low_threshold: Option<Micros>,
     /// What a report of a leaked key does to it (`POST /v1/leaks`).
     #[serde(default)]
     pub leak_policy: LeakPolicy,

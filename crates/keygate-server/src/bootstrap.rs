@@ -35,6 +35,7 @@ pub async fn create_workspace(
         default_rate_limits: Vec::new(),
         rate_limit_policies: BTreeMap::new(),
         credit_balance: None,
+        credits_low_threshold: None,
         leak_policy: Default::default(),
         created_at: now,
     };

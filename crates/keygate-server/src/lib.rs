@@ -145,6 +145,10 @@ pub async fn prepare(
         webhook_targets: webhooks::TargetPolicy {
             allow_loopback: settings.webhooks_allow_loopback,
         },
+        webhook_timing: webhooks::WebhookTiming {
+            expiry_scan_every: settings.webhooks_expiry_scan_every,
+            disable_after: settings.webhooks_disable_after,
+        },
     });
     Ok((state, bootstrapped))
 }
@@ -179,8 +183,14 @@ pub async fn serve(
         clock: state.clock.clone(),
         policy: state.webhook_targets,
         counts: state.webhook_counts.clone(),
+        disable_after: state.webhook_timing.disable_after,
     }
     .spawn(Duration::from_millis(500));
+    let expiry_notices = webhooks::ExpiryScanner {
+        store: state.store.clone(),
+        clock: state.clock.clone(),
+    }
+    .spawn(state.webhook_timing.expiry_scan_every);
     let app = router(state.clone());
     let result = axum::serve(
         listener,
@@ -191,6 +201,7 @@ pub async fn serve(
     flusher.abort();
     purger.abort();
     deliveries.abort();
+    expiry_notices.abort();
     if let Some(subscriber) = subscriber {
         subscriber.abort();
     }

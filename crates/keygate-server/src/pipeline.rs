@@ -18,7 +18,10 @@
 //! Steps that need no I/O come first (`classify`), so a malformed key costs no lookup. The key
 //! lookup goes through a coherent cache (`cache.rs`), so a hot key costs no database round
 //! trip and a revocation is still seen by the very next request. Limits come last, through
-//! the limiter, in one atomic call that checks and consumes.
+//! the limiter, in one atomic call that checks and consumes. What an admitted request's
+//! decision says of the key's budgets goes on to the webhook thresholds watch
+//! (`webhooks::thresholds`), which costs the request a few comparisons unless a budget is
+//! at 80% or more.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +40,7 @@ use crate::error::ApiError;
 pub use crate::gateway::config::Workspaces;
 use crate::state::{AppState, KeyMatches, LegacyKeys};
 use crate::usage::UsageContext;
+use crate::webhooks::Observed;
 
 /// How the limiter should treat this request's consumption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -416,12 +420,86 @@ async fn decide(
     };
     state.metrics.limiter_latency.observe(started.elapsed());
     let decision = decision?;
+    if decision.is_admitted() {
+        state.thresholds.observe(
+            &state.store,
+            Observed {
+                workspace,
+                key: &found.key,
+                admission: &admission,
+                limits: &decision.limits,
+                at: now,
+            },
+        );
+    }
     Ok(Outcome {
         denial: decision.denial,
         key: Some(found),
         decision: Some(decision),
         identity,
     })
+}
+
+/// After spending no admission saw (a settle, a usage report): reads the key's limits from
+/// the limiter in a task of its own, off the request, for the webhook thresholds watch. The
+/// key is read from the store there when the caller does not have it (a settle knows only its
+/// id). Failures are logged: the next request that sees the crossing reports it.
+pub fn watch_spending(
+    state: &AppState,
+    workspace: Arc<Workspace>,
+    key_id: String,
+    key: Option<ApiKey>,
+) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let key = match key {
+            Some(key) => key,
+            None => match state.store.key(&workspace.id, &key_id).await {
+                Ok(key) => key,
+                Err(e) => {
+                    tracing::debug!(error = %e, "thresholds after spending: no key to read");
+                    return;
+                }
+            },
+        };
+        let found = KeyMatch {
+            key,
+            secret_expires_at: None,
+        };
+        let attempt = Attempt {
+            key: None,
+            requirement: Requirement::default(),
+            policy: None,
+            tokens: 0,
+            cost: Micros::ZERO,
+            consumption: Consumption::Admit,
+        };
+        let identity = match key_identity(&state, &found.key).await {
+            Ok(identity) => identity,
+            Err(e) => {
+                tracing::debug!(error = ?e, "thresholds after spending: no identity to read");
+                return;
+            }
+        };
+        let Ok(admission) = admission(&workspace, &found, identity.as_deref(), &attempt) else {
+            return;
+        };
+        match state.limiter.status(&admission).await {
+            Ok(limits) => state.thresholds.observe(
+                &state.store,
+                Observed {
+                    workspace: &workspace,
+                    key: &found.key,
+                    admission: &admission,
+                    limits: &limits,
+                    at: state.clock.now(),
+                },
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "thresholds after spending: the limiter did not answer")
+            }
+        }
+    });
 }
 
 /// The identity a key belongs to, from the cache; `None` for a key of no identity.

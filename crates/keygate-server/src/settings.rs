@@ -41,6 +41,11 @@ pub struct ServerSettings {
     /// Also send webhooks over `http` to loopback addresses (development and tests only;
     /// otherwise only public `https` targets).
     pub webhooks_allow_loopback: bool,
+    /// How often each node looks for keys whose `key.expiring` notice is due (a minute; less
+    /// in tests).
+    pub webhooks_expiry_scan_every: Duration,
+    /// An endpoint whose every delivery attempt has failed for this long is disabled (72 h).
+    pub webhooks_disable_after: Duration,
 }
 
 impl ServerSettings {
@@ -63,6 +68,8 @@ impl ServerSettings {
             usage: UsageSettings::default(),
             gateway: None,
             webhooks_allow_loopback: false,
+            webhooks_expiry_scan_every: Duration::from_secs(60),
+            webhooks_disable_after: Duration::from_secs(72 * 3600),
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::invalidation::{Broadcaster, Caches, Change};
 use crate::last_used::LastUsed;
 use crate::metrics::Metrics;
 use crate::usage::{UsageRecorder, UsageSettings};
-use crate::webhooks::{DeliveryCounts, TargetPolicy};
+use crate::webhooks::{DeliveryCounts, TargetPolicy, ThresholdWatch, WebhookTiming};
 
 /// Cheap to clone: one `Arc`.
 #[derive(Clone)]
@@ -49,6 +49,10 @@ pub struct AppInner {
     /// Where webhooks may be sent.
     pub webhook_targets: TargetPolicy,
     pub webhook_counts: Arc<DeliveryCounts>,
+    /// How often keys about to expire are looked for, and when a failing endpoint is disabled.
+    pub webhook_timing: WebhookTiming,
+    /// Turns admitted requests' limits into `limit.threshold` and `credits.low` events.
+    pub thresholds: ThresholdWatch,
 }
 
 impl std::ops::Deref for AppState {
@@ -71,6 +75,7 @@ pub struct StateParts {
     pub usage: UsageSettings,
     pub gateway: Option<Gateway>,
     pub webhook_targets: TargetPolicy,
+    pub webhook_timing: WebhookTiming,
 }
 
 impl AppState {
@@ -96,6 +101,8 @@ impl AppState {
             gateway: parts.gateway.map(Arc::new),
             webhook_targets: parts.webhook_targets,
             webhook_counts: Arc::default(),
+            webhook_timing: parts.webhook_timing,
+            thresholds: ThresholdWatch::default(),
         }))
     }
 

@@ -59,7 +59,7 @@ pub(crate) fn get_time(row: &AnyRow, column: &str) -> StoreResult<DateTime<Utc>>
     time(column, get(row, column)?)
 }
 
-fn get_opt_time(row: &AnyRow, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
+pub(crate) fn get_opt_time(row: &AnyRow, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
     opt_time(column, get(row, column)?)
 }
 
@@ -78,7 +78,8 @@ pub(crate) fn hash_bytes(hash: &KeyHash) -> Vec<u8> {
 // --- workspaces ---------------------------------------------------------------------------
 
 pub(crate) const WORKSPACE_COLUMNS: &str = "id, name, key_prefix, single_active_key, \
-    default_rate_limits, rate_limit_policies, credit_balance, created_at, leak_policy";
+    default_rate_limits, rate_limit_policies, credit_balance, created_at, leak_policy, \
+    credits_low_threshold";
 
 pub(crate) fn workspace_from_row(row: &AnyRow) -> StoreResult<Workspace> {
     let prefix: String = get(row, "key_prefix")?;
@@ -91,6 +92,7 @@ pub(crate) fn workspace_from_row(row: &AnyRow) -> StoreResult<Workspace> {
         default_rate_limits: get_json(row, "default_rate_limits")?,
         rate_limit_policies: get_json(row, "rate_limit_policies")?,
         credit_balance: get::<Option<i64>>(row, "credit_balance")?.map(Micros),
+        credits_low_threshold: get::<Option<i64>>(row, "credits_low_threshold")?.map(Micros),
         created_at: get_time(row, "created_at")?,
         leak_policy: {
             let policy: String = get(row, "leak_policy")?;

@@ -34,7 +34,10 @@ mod webhooks;
 pub use error::{ConflictKind, StoreError, StoreResult};
 pub use identities::IdentityStore;
 pub use types::*;
-pub use webhooks::{Attempt, Delivery, DeliveryState, DueDelivery, WebhookEndpoint, WebhookStore};
+pub use webhooks::{
+    Attempt, Delivery, DeliveryState, DueDelivery, ExpiringKey, MarkedEvent, WebhookEndpoint,
+    WebhookStore,
+};
 
 use std::path::PathBuf;
 use std::sync::Arc;

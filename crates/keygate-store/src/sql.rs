@@ -349,7 +349,8 @@ impl Store for SqlStore {
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
-            "INSERT INTO workspaces ({WORKSPACE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO workspaces ({WORKSPACE_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
         .bind(workspace.id.as_str())
         .bind(workspace.name.as_str())
@@ -360,6 +361,7 @@ impl Store for SqlStore {
         .bind(workspace.credit_balance.map(|m| m.0))
         .bind(millis(workspace.created_at))
         .bind(workspace.leak_policy.as_str())
+        .bind(workspace.credits_low_threshold.map(|m| m.0))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -385,7 +387,7 @@ impl Store for SqlStore {
         let done = sqlx::query(
             "UPDATE workspaces SET name = $2, key_prefix = $3, single_active_key = $4, \
              default_rate_limits = $5, rate_limit_policies = $6, credit_balance = $7, \
-             leak_policy = $8 WHERE id = $1",
+             leak_policy = $8, credits_low_threshold = $9 WHERE id = $1",
         )
         .bind(workspace.id.as_str())
         .bind(workspace.name.as_str())
@@ -395,6 +397,7 @@ impl Store for SqlStore {
         .bind(codec::to_json(&workspace.rate_limit_policies)?)
         .bind(workspace.credit_balance.map(|m| m.0))
         .bind(workspace.leak_policy.as_str())
+        .bind(workspace.credits_low_threshold.map(|m| m.0))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

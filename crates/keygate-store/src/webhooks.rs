@@ -6,14 +6,22 @@
 //! optimistic claim — one `UPDATE` that moves its `next_attempt_at` forward only if nobody
 //! moved it first — so each attempt is made by exactly one node, on SQLite and PostgreSQL
 //! alike; a node that dies mid-attempt leaves the row due again when its claim runs out.
+//!
+//! Events no audited change causes ([`MarkedEvent`]: a key about to expire, a budget
+//! crossing a threshold) are queued with a mark, a text unique per workspace inserted in the
+//! same transaction: the node whose insert takes the mark queues the deliveries, any other
+//! queues nothing. An endpoint remembers when its current run of failed attempts began, so
+//! one failing for days can be disabled ([`WebhookStore::disable_failing_webhook`]).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use keygate_core::events::EventType;
+use keygate_core::events::{EventType, ExpiryNotice};
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
-use crate::codec::{self, bool_int, get, get_bool, get_time, millis, Cursor, DynamicQuery};
+use crate::codec::{
+    self, bool_int, get, get_bool, get_opt_time, get_time, millis, opt_millis, Cursor, DynamicQuery,
+};
 use crate::sql::{commit, db_error, insert_audit, SqlStore};
 use crate::{AuditEntry, Page, PageRequest, StoreError, StoreResult};
 
@@ -29,8 +37,38 @@ pub struct WebhookEndpoint {
     pub enabled: bool,
     /// The signing secret, sealed by the server; the store never sees it in the clear.
     pub sealed_secret: Vec<u8>,
+    /// When its current run of failed attempts began; `None` after a success.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Why Keygate disabled it, when it did (cleared when it is enabled again).
+    pub disabled_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An event no audited change causes, queued at most once per workspace and mark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkedEvent {
+    pub workspace_id: String,
+    /// What makes the event new (see `keygate_core::events`), e.g.
+    /// `key.expiring:<key id>:<expires_at ms>:7d`.
+    pub mark: String,
+    /// The `webhook-id` of its deliveries.
+    pub event_id: String,
+    pub event_type: EventType,
+    /// The JSON body every attempt sends.
+    pub payload: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A key whose expiry notice is due and not yet queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiringKey {
+    pub workspace_id: String,
+    pub key_id: String,
+    pub name: String,
+    /// The display form (`kg_live_ab12…mn34`), never the secret.
+    pub display: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Where a delivery stands.
@@ -108,6 +146,8 @@ pub struct DueDelivery {
     pub delivery: Delivery,
     pub url: String,
     pub sealed_secret: Vec<u8>,
+    /// The endpoint's `failing_since` when the delivery was read.
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 #[async_trait]
@@ -141,7 +181,31 @@ pub trait WebhookStore: Send + Sync {
         seen: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// Records an attempt, and on its endpoint starts (a failure) or ends (a success) the
+    /// run of failures, in one transaction.
     async fn record_attempt(&self, id: &str, attempt: &Attempt) -> StoreResult<()>;
+    /// Disables an enabled endpoint whose run of failures began at or before `failing_before`,
+    /// with `reason` and the audit row, in one transaction: true for the one caller that did
+    /// (on any node); false when it is not failing that long, or is disabled or gone.
+    async fn disable_failing_webhook(
+        &self,
+        endpoint_id: &str,
+        failing_before: DateTime<Utc>,
+        reason: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool>;
+    /// Queues `event` for every enabled endpoint of its workspace that subscribes to it, in
+    /// the transaction that takes its mark: true when queued, false when the mark was taken
+    /// already (by this node or another), in which case nothing is queued.
+    async fn queue_marked_event(&self, event: &MarkedEvent) -> StoreResult<bool>;
+    /// Keys (not revoked) expiring after `now` and within 7 days whose due expiry notice
+    /// (`ExpiryNotice::due`) has no mark yet, in workspaces with an enabled endpoint that
+    /// subscribes to `key.expiring`; soonest first, at most `limit`. An indexed range read.
+    async fn keys_to_warn_of_expiry(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<ExpiringKey>>;
     /// An endpoint's deliveries, newest first.
     async fn list_deliveries(
         &self,
@@ -162,8 +226,8 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
-const ENDPOINT_COLUMNS: &str =
-    "id, workspace_id, url, description, event_types, enabled, secret, created_at, updated_at";
+const ENDPOINT_COLUMNS: &str = "id, workspace_id, url, description, event_types, enabled, \
+    secret, failing_since, disabled_reason, created_at, updated_at";
 const DELIVERY_COLUMNS: &str = "id, endpoint_id, workspace_id, event_id, event_type, payload, \
     state, attempts, next_attempt_at, last_status, last_error, last_duration_ms, created_at, \
     updated_at";
@@ -197,6 +261,8 @@ fn endpoint_from_row(row: &sqlx::any::AnyRow) -> StoreResult<WebhookEndpoint> {
         event_types: decode_types(&get::<String>(row, "event_types")?)?,
         enabled: get_bool(row, "enabled")?,
         sealed_secret: get(row, "secret")?,
+        failing_since: get_opt_time(row, "failing_since")?,
+        disabled_reason: get(row, "disabled_reason")?,
         created_at: get_time(row, "created_at")?,
         updated_at: get_time(row, "updated_at")?,
     })
@@ -251,18 +317,37 @@ pub(crate) async fn queue_for_audit(
     let Some(event) = EventType::of_audit_action(&audit.action) else {
         return Ok(());
     };
-    let at = millis(audit.at);
+    queue_for_subscribers(
+        conn,
+        &audit.workspace_id,
+        &audit.id,
+        event,
+        &payload_of(event, audit)?,
+        audit.at,
+    )
+    .await
+}
+
+/// Queues one event for every enabled endpoint of the workspace that subscribes to it.
+async fn queue_for_subscribers(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    event_id: &str,
+    event: EventType,
+    payload: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
     sqlx::query(&format!(
         "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) \
          SELECT CAST($1 AS TEXT) || ':' || id, id, workspace_id, $1, $2, $3, 'pending', 0, $4, \
          NULL, NULL, NULL, $4, $4 FROM webhook_endpoints \
          WHERE workspace_id = $5 AND enabled = 1 AND (event_types = '' OR event_types LIKE $6)"
     ))
-    .bind(audit.id.as_str())
+    .bind(event_id)
     .bind(event.as_str())
-    .bind(payload_of(event, audit)?)
-    .bind(at)
-    .bind(audit.workspace_id.as_str())
+    .bind(payload)
+    .bind(millis(at))
+    .bind(workspace_id)
     .bind(format!("%,{},%", event.as_str()))
     .execute(conn)
     .await
@@ -280,7 +365,7 @@ impl WebhookStore for SqlStore {
         let mut tx = self.begin_write().await?;
         sqlx::query(&format!(
             "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(endpoint.id.as_str())
         .bind(endpoint.workspace_id.as_str())
@@ -289,6 +374,8 @@ impl WebhookStore for SqlStore {
         .bind(encode_types(&endpoint.event_types))
         .bind(bool_int(endpoint.enabled))
         .bind(endpoint.sealed_secret.clone())
+        .bind(opt_millis(endpoint.failing_since))
+        .bind(endpoint.disabled_reason.as_deref())
         .bind(millis(endpoint.created_at))
         .bind(millis(endpoint.updated_at))
         .execute(&mut *tx)
@@ -327,7 +414,8 @@ impl WebhookStore for SqlStore {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE webhook_endpoints SET url = $3, description = $4, event_types = $5, \
-             enabled = $6, updated_at = $7 WHERE workspace_id = $1 AND id = $2",
+             enabled = $6, updated_at = $7, failing_since = $8, disabled_reason = $9 \
+             WHERE workspace_id = $1 AND id = $2",
         )
         .bind(endpoint.workspace_id.as_str())
         .bind(endpoint.id.as_str())
@@ -336,6 +424,8 @@ impl WebhookStore for SqlStore {
         .bind(encode_types(&endpoint.event_types))
         .bind(bool_int(endpoint.enabled))
         .bind(millis(endpoint.updated_at))
+        .bind(opt_millis(endpoint.failing_since))
+        .bind(endpoint.disabled_reason.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -406,7 +496,8 @@ impl WebhookStore for SqlStore {
             .map(|c| format!("d.{}", c.trim()))
             .collect();
         let rows = sqlx::query(&format!(
-            "SELECT {}, e.url AS endpoint_url, e.secret AS endpoint_secret \
+            "SELECT {}, e.url AS endpoint_url, e.secret AS endpoint_secret, \
+             e.failing_since AS endpoint_failing_since \
              FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
              WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND e.enabled = 1 \
              ORDER BY d.next_attempt_at, d.id LIMIT $2",
@@ -423,6 +514,7 @@ impl WebhookStore for SqlStore {
                     delivery: delivery_from_row(row)?,
                     url: get(row, "endpoint_url")?,
                     sealed_secret: get(row, "endpoint_secret")?,
+                    failing_since: get_opt_time(row, "endpoint_failing_since")?,
                 })
             })
             .collect()
@@ -448,6 +540,7 @@ impl WebhookStore for SqlStore {
     }
 
     async fn record_attempt(&self, id: &str, attempt: &Attempt) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE webhook_deliveries SET state = $2, attempts = attempts + 1, \
              next_attempt_at = $3, last_status = $4, last_error = $5, last_duration_ms = $6, \
@@ -460,10 +553,125 @@ impl WebhookStore for SqlStore {
         .bind(attempt.error.as_deref())
         .bind(attempt.duration_ms)
         .bind(millis(attempt.at))
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        Ok(())
+        let failing = if attempt.state == DeliveryState::Delivered {
+            "NULL"
+        } else {
+            "COALESCE(failing_since, $2)"
+        };
+        sqlx::query(&format!(
+            "UPDATE webhook_endpoints SET failing_since = {failing} \
+             WHERE id = (SELECT endpoint_id FROM webhook_deliveries WHERE id = $1)"
+        ))
+        .bind(id)
+        .bind(millis(attempt.at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        commit(tx).await
+    }
+
+    async fn disable_failing_webhook(
+        &self,
+        endpoint_id: &str,
+        failing_before: DateTime<Utc>,
+        reason: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $3, updated_at = $4 \
+             WHERE id = $1 AND workspace_id = $5 AND enabled = 1 \
+             AND failing_since IS NOT NULL AND failing_since <= $2",
+        )
+        .bind(endpoint_id)
+        .bind(millis(failing_before))
+        .bind(reason)
+        .bind(millis(audit.at))
+        .bind(audit.workspace_id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Ok(false); // dropping the transaction rolls it back
+        }
+        insert_audit(&mut tx, audit).await?;
+        commit(tx).await?;
+        Ok(true)
+    }
+
+    async fn queue_marked_event(&self, event: &MarkedEvent) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let marked = sqlx::query(
+            "INSERT INTO webhook_event_marks (workspace_id, mark, event_id, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, mark) DO NOTHING",
+        )
+        .bind(event.workspace_id.as_str())
+        .bind(event.mark.as_str())
+        .bind(event.event_id.as_str())
+        .bind(millis(event.at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if marked.rows_affected() == 0 {
+            return Ok(false);
+        }
+        queue_for_subscribers(
+            &mut tx,
+            &event.workspace_id,
+            &event.event_id,
+            event.event_type,
+            &event.payload,
+            event.at,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(true)
+    }
+
+    async fn keys_to_warn_of_expiry(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<ExpiringKey>> {
+        // The mark built here is `keygate_core::events::key_expiring_mark` in SQL, for the
+        // notice `ExpiryNotice::due` gives (the conformance suite holds the two equal).
+        let (week, day) = (ExpiryNotice::Week, ExpiryNotice::Day);
+        let rows = sqlx::query(&format!(
+            "SELECT k.workspace_id, k.id, k.name, k.display, k.expires_at FROM api_keys k \
+             WHERE k.expires_at > $1 AND k.expires_at <= $2 AND k.status <> 'revoked' \
+             AND EXISTS (SELECT 1 FROM webhook_endpoints e \
+                 WHERE e.workspace_id = k.workspace_id AND e.enabled = 1 \
+                 AND (e.event_types = '' OR e.event_types LIKE $4)) \
+             AND NOT EXISTS (SELECT 1 FROM webhook_event_marks m \
+                 WHERE m.workspace_id = k.workspace_id \
+                 AND m.mark = 'key.expiring:' || k.id || ':' || CAST(k.expires_at AS TEXT) \
+                     || CASE WHEN k.expires_at <= $3 THEN ':{}' ELSE ':{}' END) \
+             ORDER BY k.expires_at, k.id LIMIT $5",
+            day.as_str(),
+            week.as_str(),
+        ))
+        .bind(millis(now))
+        .bind(millis(now + week.lead()))
+        .bind(millis(now + day.lead()))
+        .bind(format!("%,{},%", EventType::KeyExpiring.as_str()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExpiringKey {
+                    workspace_id: get(row, "workspace_id")?,
+                    key_id: get(row, "id")?,
+                    name: get(row, "name")?,
+                    display: get(row, "display")?,
+                    expires_at: get_time(row, "expires_at")?,
+                })
+            })
+            .collect()
     }
 
     async fn list_deliveries(

@@ -718,6 +718,10 @@ pub enum WorkspaceCommand {
         /// Credit balance in USD, or `none` for no credit limit.
         #[arg(long, value_name = "USD|none", value_parser = parse_balance)]
         credit_balance: Option<String>,
+        /// Send a credits.low webhook event when the remaining credit falls to this many USD,
+        /// or `none` to send none.
+        #[arg(long, value_name = "USD|none", value_parser = parse_balance)]
+        credits_low_threshold: Option<String>,
         /// What a reported leak does to a key: revoke (the default), disable, or notify.
         #[arg(long, value_enum)]
         leak_policy: Option<LeakPolicyArg>,

@@ -97,6 +97,12 @@ pub async fn report_usage(
             body.cost,
         )
         .await?;
+    pipeline::watch_spending(
+        &state,
+        caller.workspace.clone(),
+        key.id.clone(),
+        Some(key.clone()),
+    );
     // Tokens and cost for the usage report; not a request of its own (the verification
     // before it was counted).
     state.usage.record(UsageEvent {
@@ -204,6 +210,7 @@ pub async fn settle_reservation(
     {
         return Err(ApiError::NotFound("open reservation"));
     }
+    pipeline::watch_spending(&state, caller.workspace.clone(), owner.key_id.clone(), None);
     Ok(Json(Settled {
         settled: true,
         tokens: body.tokens,

@@ -68,6 +68,8 @@ pub async fn create_webhook(
         event_types: valid_types(body.event_types)?,
         enabled: body.enabled.unwrap_or(true),
         sealed_secret: sealed,
+        failing_since: None,
+        disabled_reason: None,
         created_at: now,
         updated_at: now,
     };
@@ -141,6 +143,11 @@ pub async fn update_webhook(
     }
     if let Some(enabled) = body.enabled {
         after.enabled = enabled;
+        if enabled && !before.enabled {
+            // Enabled again (by hand): the failing clock starts afresh, the reason goes.
+            after.failing_since = None;
+            after.disabled_reason = None;
+        }
     }
     after.updated_at = state.clock.now();
     let entry = audit::entry(
@@ -337,6 +344,7 @@ fn view(e: &WebhookEndpoint) -> Webhook {
         description: e.description.clone(),
         event_types: e.event_types.clone(),
         enabled: e.enabled,
+        disabled_reason: e.disabled_reason.clone(),
         created_at: e.created_at,
         updated_at: e.updated_at,
     }

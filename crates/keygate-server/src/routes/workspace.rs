@@ -1,5 +1,6 @@
 //! `/v1/workspace`: the caller's workspace and its policies (one active key at a time, plan
-//! default rate limits, named stricter policies, credit balance). Owners change it.
+//! default rate limits, named stricter policies, credit balance and the `credits.low`
+//! threshold). Owners change it.
 
 use std::collections::BTreeMap;
 
@@ -77,6 +78,9 @@ pub async fn update_workspace(
     }
     if let Some(balance) = body.credit_balance {
         after.credit_balance = balance;
+    }
+    if let Some(threshold) = body.credits_low_threshold {
+        after.credits_low_threshold = threshold;
     }
     if let Some(policy) = body.leak_policy {
         after.leak_policy = policy;

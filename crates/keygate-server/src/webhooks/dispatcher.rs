@@ -3,13 +3,19 @@
 //! for about a day ([`BACKOFF`]), then the delivery is marked failed. The body and the
 //! `webhook-id` are the same on every attempt, so a receiver can de-duplicate; delivery is at
 //! least once (a node killed between sending and recording makes the next attempt resend).
+//!
+//! An endpoint whose every attempt has failed for [`Dispatcher::disable_after`] (three days
+//! by default; a success resets the clock) is disabled by the node whose failed attempt
+//! finds it so, with an audit row by `system` (`webhook.disabled`) and the reason on the
+//! endpoint; its pending deliveries wait until someone enables it again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keygate_core::{Clock, ServerSecret};
-use keygate_store::{Attempt, DeliveryState, DueDelivery, Store};
+use keygate_api::audit::AuditAction;
+use keygate_core::{ids, Clock, ServerSecret};
+use keygate_store::{Attempt, AuditEntry, DeliveryState, DueDelivery, Store, StoreError};
 use rand::Rng;
 
 use super::signing::signature;
@@ -87,6 +93,8 @@ pub struct Dispatcher {
     pub clock: Arc<dyn Clock>,
     pub policy: TargetPolicy,
     pub counts: Arc<DeliveryCounts>,
+    /// An endpoint whose every attempt has failed for this long is disabled.
+    pub disable_after: Duration,
 }
 
 impl Dispatcher {
@@ -128,9 +136,59 @@ impl Dispatcher {
             self.store
                 .record_attempt(&due.delivery.id, &attempt)
                 .await?;
+            if attempt.state != DeliveryState::Delivered {
+                self.disable_if_failing_too_long(&due, &attempt).await?;
+            }
             made += 1;
         }
         Ok(made)
+    }
+
+    /// Disables the endpoint of a failed attempt if its every attempt has failed for
+    /// `disable_after`. The store decides atomically, so one node does it, with one audit row.
+    async fn disable_if_failing_too_long(
+        &self,
+        due: &DueDelivery,
+        attempt: &Attempt,
+    ) -> Result<(), StoreError> {
+        let window = chrono::Duration::from_std(self.disable_after)
+            .unwrap_or_else(|_| chrono::Duration::days(3));
+        let since = due.failing_since.unwrap_or(attempt.at);
+        if attempt.at - since < window {
+            return Ok(());
+        }
+        let hours = window.num_minutes() as f64 / 60.0;
+        let last = attempt.error.as_deref().unwrap_or("no answer");
+        let reason = format!(
+            "Disabled by Keygate: every delivery attempt failed for {hours} hours (since {}); \
+             the last one: {last}. Deliveries wait; enable the endpoint again once it answers.",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        let d = &due.delivery;
+        let audit = AuditEntry {
+            id: ids::new_id("aud"),
+            workspace_id: d.workspace_id.clone(),
+            actor: "system".into(),
+            action: AuditAction::WebhookDisabled.as_str().into(),
+            target_type: "webhook".into(),
+            target_id: d.endpoint_id.clone(),
+            changes: serde_json::json!({
+                "enabled": {"before": true, "after": false},
+                "disabled_reason": {"before": null, "after": reason},
+            }),
+            source_ip: None,
+            user_agent: None,
+            request_id: String::new(),
+            at: attempt.at,
+        };
+        if self
+            .store
+            .disable_failing_webhook(&d.endpoint_id, attempt.at - window, &reason, &audit)
+            .await?
+        {
+            tracing::warn!(webhook_id = %d.endpoint_id, workspace_id = %d.workspace_id, "disabled a webhook endpoint whose every attempt failed for {hours} hours");
+        }
+        Ok(())
     }
 
     async fn attempt(&self, due: &DueDelivery) -> Attempt {

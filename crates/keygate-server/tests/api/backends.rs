@@ -72,19 +72,30 @@ pub struct Served {
 impl Served {
     /// A server on a fresh SQLite file, limits in process.
     pub async fn sqlite() -> Served {
+        Self::sqlite_with(Spawn::default()).await
+    }
+
+    /// A server on a fresh SQLite file, with these options.
+    pub async fn sqlite_with(options: Spawn) -> Served {
         Served {
-            app: TestApp::spawn().await,
+            app: TestApp::spawn_with(options).await,
             database: None,
         }
     }
 
     /// A server on a fresh PostgreSQL database (its HMAC secret in a temporary directory).
     pub async fn postgres() -> Served {
+        Self::postgres_with(Spawn::default()).await
+    }
+
+    /// A server on a fresh PostgreSQL database, with these options (its own directory and
+    /// database whatever they say).
+    pub async fn postgres_with(options: Spawn) -> Served {
         let db = PgTestDatabase::create("api").await;
         let app = TestApp::spawn_with(Spawn {
             dir: Some(Arc::new(tempfile::tempdir().expect("tempdir"))),
             database_url: Some(db.url.clone()),
-            ..Spawn::default()
+            ..options
         })
         .await;
         Served {

@@ -73,6 +73,10 @@ pub struct Spawn {
     pub clock: Option<FixedClock>,
     /// Webhooks may go to http://127.0.0.1 (a receiver in the test).
     pub webhooks_allow_loopback: bool,
+    /// How often keys about to expire are looked for (the server's default when `None`).
+    pub webhooks_expiry_scan_every: Option<Duration>,
+    /// How long an endpoint may fail before it is disabled (the default when `None`).
+    pub webhooks_disable_after: Option<Duration>,
 }
 
 impl Spawn {
@@ -99,7 +103,7 @@ impl TestApp {
             database_url: Some(self.database_url.clone()),
             redis_url,
             clock: Some(self.clock.clone()),
-            webhooks_allow_loopback: false,
+            ..Spawn::default()
         })
         .await
     }
@@ -135,7 +139,7 @@ impl TestApp {
             database_url: Some(database_url),
             redis_url: None,
             clock: Some(clock),
-            webhooks_allow_loopback: false,
+            ..Spawn::default()
         };
         let mut app = Self::spawn_configured(options, Some(config)).await;
         app.owner_token = owner_token;
@@ -159,6 +163,12 @@ impl TestApp {
         settings.secret_file = dir.path().join("keygate.secret");
         settings.redis_url = options.redis_url;
         settings.webhooks_allow_loopback = options.webhooks_allow_loopback;
+        if let Some(every) = options.webhooks_expiry_scan_every {
+            settings.webhooks_expiry_scan_every = every;
+        }
+        if let Some(after) = options.webhooks_disable_after {
+            settings.webhooks_disable_after = after;
+        }
         settings.gateway = gateway;
         let clock = options
             .clock

@@ -34,5 +34,6 @@ mod store_outage_postgres;
 mod upstream;
 mod usage;
 mod verify;
+mod webhook_events;
 mod webhooks;
 mod workspace_settings;

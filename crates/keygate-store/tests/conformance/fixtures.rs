@@ -35,6 +35,8 @@ pub fn workspace(id: &str) -> Workspace {
         }],
         rate_limit_policies: BTreeMap::new(),
         credit_balance: None,
+        // Set, so every round trip through a store proves the column is kept.
+        credits_low_threshold: Some(keygate_core::Micros(5_000_000)),
         // Not the default, so every round trip through a store proves the column is kept.
         leak_policy: keygate_core::model::LeakPolicy::Disable,
         created_at: at(0),

@@ -43,4 +43,5 @@ mod persistence;
 mod routing_rules;
 mod secrets;
 mod usage;
+mod webhook_events;
 mod workspaces;

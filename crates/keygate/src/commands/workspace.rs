@@ -18,18 +18,13 @@ pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<(), CliErro
             single_active_key,
             default_rpm,
             credit_balance,
+            credits_low_threshold,
             leak_policy,
             key_prefix,
         } => {
-            let credit_balance = match credit_balance.as_deref() {
-                None => None,
-                Some("none") => Some(None),
-                Some(usd) => {
-                    Some(Some(Micros::parse_dollars(usd).map_err(|e| {
-                        CliError::usage(format!("--credit-balance {usd:?}: {e}"))
-                    })?))
-                }
-            };
+            let credit_balance = optional_dollars("--credit-balance", credit_balance.as_deref())?;
+            let credits_low_threshold =
+                optional_dollars("--credits-low-threshold", credits_low_threshold.as_deref())?;
             let body = UpdateWorkspace {
                 name,
                 single_active_key,
@@ -41,6 +36,7 @@ pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<(), CliErro
                 }),
                 rate_limit_policies: None,
                 credit_balance,
+                credits_low_threshold,
                 leak_policy: leak_policy.map(|policy| match policy {
                     LeakPolicyArg::Revoke => LeakPolicy::Revoke,
                     LeakPolicyArg::Disable => LeakPolicy::Disable,
@@ -110,4 +106,17 @@ pub async fn run(ctx: &Context, command: WorkspaceCommand) -> Result<(), CliErro
         },
     );
     Ok(())
+}
+
+/// A dollar amount flag: absent (leave it), `none` (clear it), or an amount.
+fn optional_dollars(flag: &str, text: Option<&str>) -> Result<Option<Option<Micros>>, CliError> {
+    Ok(match text {
+        None => None,
+        Some("none") => Some(None),
+        Some(usd) => {
+            Some(Some(Micros::parse_dollars(usd).map_err(|e| {
+                CliError::usage(format!("{flag} {usd:?}: {e}"))
+            })?))
+        }
+    })
 }
