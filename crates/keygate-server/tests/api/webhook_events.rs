@@ -31,6 +31,7 @@ on_servers!(
     => [
         a_key_expiring_is_announced_once_per_notice,
         a_token_budget_is_announced_at_80_and_100_percent_once_per_period,
+        an_identitys_budget_is_announced_once_for_all_its_keys,
         credits_low_is_announced_once_per_balance,
         deliveries_wait_for_a_receiver_that_is_down,
         an_endpoint_failing_for_the_window_is_disabled_with_an_audit_row,
@@ -323,6 +324,40 @@ async fn a_token_budget_is_announced_at_80_and_100_percent_once_per_period(app: 
     let next = receiver.bodies().remove(2);
     assert_eq!(next["data"]["threshold"], 80);
     assert_ne!(next["data"]["period_start"], eighty["data"]["period_start"]);
+}
+
+/// An identity's budget spent by two of its keys crosses 80% once: one event, of scope
+/// `identity`, naming the identity, whichever key took it over.
+async fn an_identitys_budget_is_announced_once_for_all_its_keys(app: &TestApp) {
+    let receiver = Receiver::start(204).await;
+    let (_, secret) = endpoint(app, &receiver.url(), json!(["limit.threshold"])).await;
+    let identity = app
+        .owner_post(
+            "/v1/identities",
+            json!({"external_id": "cus_budget", "limits": {"token_limit": {"limit": 1000, "reset": "monthly"}}}),
+        )
+        .await;
+    assert_eq!(identity.status, StatusCode::CREATED, "{}", identity.body);
+    let identity_id = identity.body["id"].as_str().expect("id").to_owned();
+    let mut plains = Vec::new();
+    for name in ["customer a", "customer b"] {
+        let key = app
+            .create_key(json!({"name": name, "identity_id": identity_id}))
+            .await;
+        plains.push(key["secret"].as_str().expect("secret").to_owned());
+    }
+    for (plain, tokens) in [(&plains[0], 500), (&plains[1], 350), (&plains[0], 10)] {
+        let verdict = app.verify(json!({"key": plain, "tokens": tokens})).await;
+        assert_eq!(verdict["code"], "valid", "{verdict}");
+    }
+    receiver.wait_for(1).await;
+    assert_eq!(receiver.settled_count().await, 1);
+    let event = receiver.bodies().remove(0);
+    assert_eq!(event["data"]["scope"], "identity", "{event}");
+    assert_eq!(event["data"]["identity_id"], identity_id.as_str(), "{event}");
+    assert_eq!(event["data"]["threshold"], 80);
+    assert_eq!(event["data"]["used"], 850);
+    assert_verified(&secret, &receiver.got());
 }
 
 async fn credits_low_is_announced_once_per_balance(app: &TestApp) {
