@@ -354,7 +354,11 @@ async fn an_identitys_budget_is_announced_once_for_all_its_keys(app: &TestApp) {
     assert_eq!(receiver.settled_count().await, 1);
     let event = receiver.bodies().remove(0);
     assert_eq!(event["data"]["scope"], "identity", "{event}");
-    assert_eq!(event["data"]["identity_id"], identity_id.as_str(), "{event}");
+    assert_eq!(
+        event["data"]["identity_id"],
+        identity_id.as_str(),
+        "{event}"
+    );
     assert_eq!(event["data"]["threshold"], 80);
     assert_eq!(event["data"]["used"], 850);
     assert_verified(&secret, &receiver.got());
