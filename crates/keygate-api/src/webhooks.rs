@@ -5,7 +5,7 @@ use keygate_core::text::Description;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub use keygate_core::events::EventType;
+pub use keygate_core::events::{DeliveryState, EventType};
 
 /// The form of an endpoint URL: `https`, a lowercase host name (not an IP address), an
 /// optional port, a path of printable ASCII. [`is_endpoint_url`] is the same rule in code.
@@ -122,15 +122,6 @@ pub struct CreatedWebhook {
     /// `whsec_…`: give it to your Standard Webhooks verifier.
     pub secret: String,
     pub warning: String,
-}
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryState {
-    Pending,
-    Delivered,
-    Failed,
 }
 
 /// One event for one endpoint, with what its latest attempt got.

@@ -15,8 +15,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+pub use keygate_core::events::DeliveryState;
 use keygate_core::events::{EventType, ExpiryNotice};
-use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
 use crate::codec::{
@@ -69,41 +69,6 @@ pub struct ExpiringKey {
     /// The display form (`kg_live_ab12…mn34`), never the secret.
     pub display: String,
     pub expires_at: DateTime<Utc>,
-}
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryState {
-    /// Waiting for its next attempt.
-    Pending,
-    /// The endpoint answered 2xx.
-    Delivered,
-    /// Every attempt failed; nothing more is tried.
-    Failed,
-}
-
-impl DeliveryState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Pending => "pending",
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::Failed => "failed",
-        }
-    }
-
-    fn parse(text: &str) -> StoreResult<DeliveryState> {
-        Ok(match text {
-            "pending" => DeliveryState::Pending,
-            "delivered" => DeliveryState::Delivered,
-            "failed" => DeliveryState::Failed,
-            other => {
-                return Err(StoreError::Corrupt(format!(
-                    "unknown delivery state {other:?}"
-                )))
-            }
-        })
-    }
 }
 
 /// One event for one endpoint, with what its attempts got.
@@ -279,7 +244,8 @@ fn delivery_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Delivery> {
         event_type: EventType::parse(&event_type)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown event type {event_type:?}")))?,
         payload: get(row, "payload")?,
-        state: DeliveryState::parse(&state)?,
+        state: DeliveryState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery state {state:?}")))?,
         attempts: u32::try_from(get::<i64>(row, "attempts")?).unwrap_or(u32::MAX),
         next_attempt_at: get_time(row, "next_attempt_at")?,
         last_status: get::<Option<i64>>(row, "last_status")?.and_then(|s| u16::try_from(s).ok()),

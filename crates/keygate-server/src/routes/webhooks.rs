@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use keygate_api::webhooks::{
-    CreateWebhook, CreatedWebhook, DeliveryPage, DeliveryState, EventType, TestQueued,
-    UpdateWebhook, Webhook, WebhookDelivery, MAX_WEBHOOKS,
+    CreateWebhook, CreatedWebhook, DeliveryPage, EventType, TestQueued, UpdateWebhook, Webhook,
+    WebhookDelivery, MAX_WEBHOOKS,
 };
 use keygate_api::Items;
 use keygate_core::ids;
@@ -359,11 +359,7 @@ fn delivery_view(d: &Delivery) -> WebhookDelivery {
         id: d.id.clone(),
         event_id: d.event_id.clone(),
         event_type: d.event_type,
-        state: match d.state {
-            keygate_store::DeliveryState::Pending => DeliveryState::Pending,
-            keygate_store::DeliveryState::Delivered => DeliveryState::Delivered,
-            keygate_store::DeliveryState::Failed => DeliveryState::Failed,
-        },
+        state: d.state,
         attempts: d.attempts,
         next_attempt_at: d.next_attempt_at,
         last_status: d.last_status,
