@@ -209,6 +209,7 @@ async fn create_through_store(
         metadata: serde_json::Map::new(),
         limits: limits.clone(),
         routing_rule_id: None,
+        identity_id: None,
         display: plain.display(),
         legacy: false,
         created_by: owner.to_owned(),
