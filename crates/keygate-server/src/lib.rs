@@ -73,7 +73,7 @@ use keygate_limits::{Limiter, MemoryLimiter, RedisLimiter};
 use tokio::net::TcpListener;
 
 pub use bootstrap::Bootstrapped;
-pub use routes::router;
+pub use routes::{router, router_with};
 pub use settings::ServerSettings;
 pub use state::{AppState, StateParts};
 
@@ -166,6 +166,17 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(listener, state, axum::Router::new(), shutdown).await
+}
+
+/// [`serve`], with `extra` routes beside the API (see [`routes::router_with`]): how the
+/// binary adds the dashboard.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    extra: axum::Router<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let flusher = state.last_used.spawn_flusher(Duration::from_secs(1));
     let purger = spawn_idempotency_purger(state.clone());
     let usage_flusher = state.usage.spawn_flusher();
@@ -181,7 +192,7 @@ pub async fn serve(
         counts: state.webhook_counts.clone(),
     }
     .spawn(Duration::from_millis(500));
-    let app = router(state.clone());
+    let app = routes::router_with(state.clone(), extra);
     let result = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
