@@ -2,7 +2,8 @@
 //! SQLite database and a fixed clock, and a browser-like client: it keeps no cookies and
 //! follows no redirects, so each test sees exactly what the server sent.
 
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use keygate_core::{Clock, FixedClock};
@@ -12,6 +13,43 @@ use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
+
+/// Every log line any test's server wrote (at debug level), for the secret-leak test.
+pub fn captured_logs() -> String {
+    let buffer = log_buffer().lock().unwrap_or_else(|p| p.into_inner());
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+fn log_buffer() -> &'static Mutex<Vec<u8>> {
+    static BUFFER: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    BUFFER.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+struct BufferWriter;
+
+impl Write for BufferWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        log_buffer()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logging() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_writer(|| BufferWriter)
+            .with_ansi(false)
+            .try_init();
+    });
+}
 
 pub struct DashApp {
     pub base: String,
@@ -69,6 +107,7 @@ impl DashApp {
     }
 
     pub async fn spawn_with(dashboard: DashboardSettings) -> DashApp {
+        init_logging();
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = format!("sqlite://{}", dir.path().join("keygate.db").display());
         let mut settings = ServerSettings::for_database(&database_url);

@@ -4,5 +4,6 @@
 
 mod helpers;
 mod keys;
+mod logs;
 mod security;
 mod sign_in;
