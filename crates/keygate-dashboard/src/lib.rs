@@ -16,7 +16,7 @@
 //! * **A secret is rendered once**, in the response to the form that created it, with
 //!   `Cache-Control: no-store` (as on every dashboard page); it is never put in a URL, a
 //!   session, a redirect or a log.
-//! * **One error type** ([`error::DashboardError`]) maps every failure to a page once.
+//! * **One error type** (`error::DashboardError`) maps every failure to a page once.
 
 mod error;
 mod keys;

@@ -6,7 +6,8 @@
 //! layers). Whether a key may make a request is decided in one place, [`pipeline::check`],
 //! which verify mode, reservations and both gateways call; management handlers live in
 //! `routes/`, one file per resource, and the gateway in `gateway/`. The binary builds
-//! [`ServerSettings`], calls [`prepare`] and then [`serve`].
+//! [`ServerSettings`], calls [`prepare`] and then [`serve_with`], adding the web dashboard's
+//! routes (the `keygate-dashboard` crate, above this one, calling the same key functions).
 //!
 //! The decisions a reader must know (each explained in `docs/design.md`):
 //!
