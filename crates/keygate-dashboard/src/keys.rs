@@ -44,13 +44,18 @@ pub struct ListQuery {
     pub environment: String,
     #[serde(default)]
     pub cursor: String,
-    #[serde(default)]
+    /// An unknown value shows no message rather than refusing the page.
+    #[serde(default, deserialize_with = "lenient_done")]
     pub done: Option<Done>,
 }
 
+fn lenient_done<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Done>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    Ok(text.as_deref().and_then(Done::parse))
+}
+
 /// The action just taken, for the flash message (in the redirect's query: never a secret).
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Done {
     Disabled,
     Enabled,
@@ -58,6 +63,20 @@ pub enum Done {
 }
 
 impl Done {
+    const ALL: [Done; 3] = [Done::Disabled, Done::Enabled, Done::Revoked];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Done::Disabled => "disabled",
+            Done::Enabled => "enabled",
+            Done::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Done> {
+        Self::ALL.into_iter().find(|d| d.as_str() == text)
+    }
+
     pub fn message(self) -> &'static str {
         match self {
             Done::Disabled => {
@@ -225,7 +244,7 @@ fn form_to_body(form: &CreateForm) -> Result<CreateKey, String> {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct DetailQuery {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_done")]
     pub done: Option<Done>,
 }
 
@@ -297,11 +316,7 @@ async fn toggle(
 }
 
 fn back_to(back: Back, id: &str, done: Done) -> Redirect {
-    let done = match done {
-        Done::Disabled => "disabled",
-        Done::Enabled => "enabled",
-        Done::Revoked => "revoked",
-    };
+    let done = done.as_str();
     match back {
         Back::List => Redirect::to(&format!("/dashboard/keys?done={done}")),
         Back::Detail => Redirect::to(&format!("/dashboard/keys/{id}?done={done}")),
@@ -377,6 +392,8 @@ mod tests {
             body.limits.daily_spend_cap,
             Some(Micros::parse_dollars("5.50").expect("dollars"))
         );
+        assert_eq!(Done::parse("revoked"), Some(Done::Revoked));
+        assert_eq!(Done::parse("exploded"), None);
         assert!(form_to_body(&CreateForm {
             requests_per_minute: "lots".into(),
             ..CreateForm::default()

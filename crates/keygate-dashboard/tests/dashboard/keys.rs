@@ -176,6 +176,12 @@ async fn disable_and_enable_from_the_list_and_revoke_after_confirming() {
     assert_eq!(app.key(&id).await["status"], "disabled");
     let list = app.get(disabled.location(), Some(&session)).await;
     assert!(list.body.contains("The key is disabled"));
+    // A made-up flash shows nothing rather than refusing the page.
+    let odd = app
+        .get("/dashboard/keys?done=exploded", Some(&session))
+        .await;
+    assert_eq!(odd.status, StatusCode::OK);
+    assert!(!odd.body.contains("role=\"status\""));
     assert!(list.body.contains(&format!("/dashboard/keys/{id}/enable")));
     let enabled = app
         .post(
