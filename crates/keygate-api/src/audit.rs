@@ -35,6 +35,14 @@ pub enum AuditAction {
     MemberCreate,
     #[serde(rename = "member.delete")]
     MemberDelete,
+    /// A member signed in to the dashboard (`changes.method`: `management_token` or
+    /// `sign_in_link`).
+    #[serde(rename = "member.sign_in")]
+    MemberSignIn,
+    /// A refused dashboard sign-in whose workspace is known (a used or expired one-time
+    /// link); `actor` is `unauthenticated`, `changes.reason` says why.
+    #[serde(rename = "member.sign_in_failed")]
+    MemberSignInFailed,
     #[serde(rename = "routing_rule.create")]
     RoutingRuleCreate,
     #[serde(rename = "routing_rule.update")]
@@ -69,7 +77,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, for tables and tests.
-    pub const ALL: [AuditAction; 26] = [
+    pub const ALL: [AuditAction; 28] = [
         AuditAction::KeyCreate,
         AuditAction::KeyImport,
         AuditAction::KeyUpdate,
@@ -83,6 +91,8 @@ impl AuditAction {
         AuditAction::ProjectCreate,
         AuditAction::MemberCreate,
         AuditAction::MemberDelete,
+        AuditAction::MemberSignIn,
+        AuditAction::MemberSignInFailed,
         AuditAction::RoutingRuleCreate,
         AuditAction::RoutingRuleUpdate,
         AuditAction::RoutingRuleDelete,
@@ -114,6 +124,8 @@ impl AuditAction {
             AuditAction::ProjectCreate => "project.create",
             AuditAction::MemberCreate => "member.create",
             AuditAction::MemberDelete => "member.delete",
+            AuditAction::MemberSignIn => "member.sign_in",
+            AuditAction::MemberSignInFailed => "member.sign_in_failed",
             AuditAction::RoutingRuleCreate => "routing_rule.create",
             AuditAction::RoutingRuleUpdate => "routing_rule.update",
             AuditAction::RoutingRuleDelete => "routing_rule.delete",

@@ -52,15 +52,71 @@ pub async fn authorize(
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
-    let role = caller.member.role;
-    if !access.allows(role) {
-        return ApiError::RoleForbidden {
-            role: role.as_str(),
-            action,
-        }
-        .into_response();
+    if let Err(refused) = check_access(&caller, access, action) {
+        return refused.into_response();
     }
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// Whether the caller's role allows `access`; the refusal names the role and the `action`.
+/// The API checks every route's row with it, and the dashboard each of its writes.
+pub fn check_access(caller: &Caller, access: Access, action: &'static str) -> Result<(), ApiError> {
+    let role = caller.member.role;
+    if access.allows(role) {
+        Ok(())
+    } else {
+        Err(ApiError::RoleForbidden {
+            role: role.as_str(),
+            action,
+        })
+    }
+}
+
+/// The member a management token belongs to, verified as every management request is: its
+/// format and checksum first, then its keyed hash against the store.
+pub async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    match ParsedKey::parse(token) {
+        Ok(ParsedKey::Native { prefix, .. }) if prefix == TOKEN_PREFIX => {}
+        _ => {
+            return Err(ApiError::Unauthenticated(
+                "The management token is malformed. Management tokens start with `kgm_`; customer API keys cannot manage keys.",
+            ))
+        }
+    }
+    let hash = state.secret.hash_key(&PlainKey::from_untrusted(token));
+    let store = &state.store;
+    let member = state
+        .members
+        .get_or_load(&hash, || async move { store.member_by_token(&hash).await })
+        .await?
+        .ok_or(ApiError::Unauthenticated(
+            "The management token is not valid: it was deleted or never existed.",
+        ))?;
+    let workspace = state.workspace(&member.workspace_id).await?;
+    Ok(Caller { member, workspace })
+}
+
+/// A member of a workspace by id (a dashboard session names one); `Unauthenticated` when the
+/// member no longer exists.
+pub async fn caller_for_member(
+    state: &AppState,
+    workspace_id: &str,
+    member_id: &str,
+) -> Result<Caller, ApiError> {
+    let member = match state.store.member(workspace_id, member_id).await {
+        Ok(member) => member,
+        Err(keygate_store::StoreError::NotFound) => {
+            return Err(ApiError::Unauthenticated(
+                "The member of this session no longer exists.",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let workspace = state.workspace(workspace_id).await?;
+    Ok(Caller {
+        member: Arc::new(member),
+        workspace,
+    })
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -73,25 +129,7 @@ impl FromRequestParts<AppState> for Caller {
         let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthenticated(
             "Send a management token as `Authorization: Bearer <token>` (created by `keygate bootstrap` or by an owner).",
         ))?;
-        match ParsedKey::parse(token) {
-            Ok(ParsedKey::Native { prefix, .. }) if prefix == TOKEN_PREFIX => {}
-            _ => {
-                return Err(ApiError::Unauthenticated(
-                    "The management token is malformed. Management tokens start with `kgm_`; customer API keys cannot manage keys.",
-                ))
-            }
-        }
-        let hash = state.secret.hash_key(&PlainKey::from_untrusted(token));
-        let store = &state.store;
-        let member = state
-            .members
-            .get_or_load(&hash, || async move { store.member_by_token(&hash).await })
-            .await?
-            .ok_or(ApiError::Unauthenticated(
-                "The management token is not valid: it was deleted or never existed.",
-            ))?;
-        let workspace = state.workspace(&member.workspace_id).await?;
-        let caller = Caller { member, workspace };
+        let caller = caller_for_token(state, token).await?;
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }

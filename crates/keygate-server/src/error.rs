@@ -114,6 +114,14 @@ impl ApiError {
         ApiError::Internal(cause.to_string())
     }
 
+    /// The status, stable code and person-readable message this error answers with (a 5xx
+    /// message says nothing internal): what the dashboard shows on a page, as the API does in
+    /// its JSON body.
+    pub fn public(&self) -> (StatusCode, ErrorCode, String) {
+        let (status, body) = self.status_and_body();
+        (status, body.code, body.message)
+    }
+
     fn status_and_body(&self) -> (StatusCode, ErrorBody) {
         use ApiError::*;
         let (status, code, message): (u16, ErrorCode, String) = match self {

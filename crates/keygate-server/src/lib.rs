@@ -6,7 +6,8 @@
 //! layers). Whether a key may make a request is decided in one place, [`pipeline::check`],
 //! which verify mode, reservations and both gateways call; management handlers live in
 //! `routes/`, one file per resource, and the gateway in `gateway/`. The binary builds
-//! [`ServerSettings`], calls [`prepare`] and then [`serve`].
+//! [`ServerSettings`], calls [`prepare`] and then [`serve_with`], adding the web dashboard's
+//! routes (the `keygate-dashboard` crate, above this one, calling the same key functions).
 //!
 //! The decisions a reader must know (each explained in `docs/design.md`):
 //!
@@ -73,7 +74,7 @@ use keygate_limits::{Limiter, MemoryLimiter, RedisLimiter};
 use tokio::net::TcpListener;
 
 pub use bootstrap::Bootstrapped;
-pub use routes::router;
+pub use routes::{router, router_with};
 pub use settings::ServerSettings;
 pub use state::{AppState, StateParts};
 
@@ -170,6 +171,17 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(listener, state, axum::Router::new(), shutdown).await
+}
+
+/// [`serve`], with `extra` routes beside the API (see [`routes::router_with`]): how the
+/// binary adds the dashboard.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    extra: axum::Router<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let flusher = state.last_used.spawn_flusher(Duration::from_secs(1));
     let purger = spawn_idempotency_purger(state.clone());
     let usage_flusher = state.usage.spawn_flusher();
@@ -191,7 +203,7 @@ pub async fn serve(
         clock: state.clock.clone(),
     }
     .spawn(state.webhook_timing.expiry_scan_every);
-    let app = router(state.clone());
+    let app = routes::router_with(state.clone(), extra);
     let result = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

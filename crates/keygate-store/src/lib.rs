@@ -20,6 +20,7 @@
 //!   `test-support` feature shares its PostgreSQL test databases with the server's tests.
 
 mod codec;
+mod dashboard;
 mod database_url;
 mod error;
 mod identities;
@@ -31,6 +32,7 @@ pub mod test_support;
 mod types;
 mod webhooks;
 
+pub use dashboard::{DashboardSession, DashboardStore, LinkRedemption, SignInLink};
 pub use error::{ConflictKind, StoreError, StoreResult};
 pub use identities::IdentityStore;
 pub use types::*;
@@ -79,7 +81,7 @@ use keygate_core::KeyHash;
 /// Everything Keygate persists. Implementations must be safe to share between tasks and nodes:
 /// every method is one transaction.
 #[async_trait]
-pub trait Store: WebhookStore + IdentityStore + Send + Sync + 'static {
+pub trait Store: WebhookStore + IdentityStore + DashboardStore + Send + Sync + 'static {
     /// Which backend this is ("sqlite" or "postgres"), for logs and `/metrics`.
     fn backend(&self) -> &'static str;
 

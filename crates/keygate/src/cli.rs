@@ -127,6 +127,11 @@ pub struct ServeArgs {
     /// otherwise webhooks go to public https addresses only).
     #[arg(long, env = "KEYGATE_WEBHOOKS_ALLOW_LOOPBACK")]
     pub webhooks_allow_loopback: bool,
+    /// Believe `X-Forwarded-Proto` and `X-Forwarded-For` from the proxy in front of Keygate
+    /// (dashboard cookies become `Secure` behind a TLS proxy; sign-ins are throttled per
+    /// client address). Only when that proxy is the only way in and overwrites both headers.
+    #[arg(long, env = "KEYGATE_TRUST_PROXY")]
+    pub trust_proxy: bool,
     /// How long the request log keeps each request (`7d`, `24h`, `30d`), for "which key made
     /// request req_…"; daily usage rollups are kept for good.
     #[arg(

@@ -1,6 +1,6 @@
 //! The binary's server commands as an operator runs them: `bootstrap --json`, `serve` on an
-//! empty store (shows the owner token once), a second start (does not), and a graceful stop
-//! on SIGTERM.
+//! empty store (shows the owner token and a one-time dashboard sign-in link once), a second
+//! start (does not), and a graceful stop on SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +13,8 @@ struct Server {
     child: Child,
     url: String,
     token: Option<String>,
+    /// The owner's one-time dashboard sign-in link, printed on the first start only.
+    link: Option<String>,
 }
 
 impl Drop for Server {
@@ -36,6 +38,7 @@ fn serve(dir: &std::path::Path) -> Server {
     let mut lines = BufReader::new(stdout).lines();
     let mut url = None;
     let mut token = None;
+    let mut link = None;
     while let Some(Ok(line)) = lines.next() {
         if let Some(rest) = line.strip_prefix("Keygate is listening on ") {
             url = Some(rest.trim().to_owned());
@@ -44,7 +47,12 @@ fn serve(dir: &std::path::Path) -> Server {
         if trimmed.starts_with("kgm_") {
             token = Some(trimmed.to_owned());
         }
-        if line.starts_with("Use ") {
+        if trimmed.starts_with("http://") && trimmed.contains("/dashboard/sign-in/link?secret=") {
+            link = Some(trimmed.to_owned());
+            break;
+        }
+        // The last line of a banner without a link (a store that has a workspace).
+        if line.starts_with("Use an owner's") {
             break;
         }
     }
@@ -54,6 +62,7 @@ fn serve(dir: &std::path::Path) -> Server {
         child,
         url: url.expect("listening line"),
         token,
+        link,
     }
 }
 
@@ -116,6 +125,63 @@ fn serve_shows_the_owner_token_once_and_stops_gracefully_on_sigterm() {
         get_status(&second.url, &token),
         200,
         "same secret file, same token"
+    );
+}
+
+/// A form POST to the dashboard from its own origin; returns the status and `Set-Cookie`.
+fn post_form(url: &str, path: &str, field: &str, value: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "-w",
+            "%{http_code}",
+            "-H",
+        ])
+        .arg(format!("Origin: {url}"))
+        .arg("--data-urlencode")
+        .arg(format!("{field}={value}"))
+        .arg(format!("{url}{path}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    let cookie = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or("")
+        .to_owned();
+    (status, cookie)
+}
+
+#[test]
+fn the_first_start_prints_a_sign_in_link_that_works_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = serve(dir.path());
+    let link = first
+        .link
+        .clone()
+        .expect("the first start prints a sign-in link");
+    assert!(link.starts_with(&first.url), "the link names the server");
+    let secret = link.split_once("secret=").map(|(_, s)| s).unwrap_or("");
+    assert_eq!(secret.len(), 64, "32 random bytes in hex");
+    let (status, cookie) = post_form(&first.url, "/dashboard/sign-in/link", "secret", secret);
+    assert_eq!(status, 303, "the link signs the owner in");
+    assert!(cookie.contains("keygate_session=") && cookie.contains("HttpOnly"));
+    let (again, _) = post_form(&first.url, "/dashboard/sign-in/link", "secret", secret);
+    assert_eq!(again, 410, "a used link is refused");
+    drop(first);
+    let second = serve(dir.path());
+    assert_eq!(
+        second.link, None,
+        "the link is printed on the first start only"
     );
 }
 

@@ -47,12 +47,24 @@ pub async fn create_key(
     origin: Origin,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let issued = create(&state, &caller, &origin, body).await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+/// Creates a key for `caller` (whose role the caller of this function has checked) with its
+/// audit row: the one path the API and the dashboard both take.
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    body: CreateKey,
+) -> Result<IssuedKey, ApiError> {
     let now = state.clock.now();
     let environment = body.environment.unwrap_or_else(EnvTag::live);
     let secret = PlainKey::generate(&caller.workspace.key_prefix, &environment);
     let mut key = new_key(
-        &state,
-        &caller,
+        state,
+        caller,
         KeyFields {
             name: body.name,
             description: body.description,
@@ -68,12 +80,12 @@ pub async fn create_key(
     .await?;
     key.limits = valid_limits(body.limits)?;
     key.routing_rule_id = match &body.routing_rule_id {
-        Some(id) => Some(valid_rule_id(&state, &caller, id).await?),
+        Some(id) => Some(valid_rule_id(state, caller, id).await?),
         None => None,
     };
     key.identity_id = match &body.identity_id {
         Some(id) => Some(
-            load_identity(&state, &caller, id)
+            load_identity(state, caller, id)
                 .await
                 .map_err(as_reference)?
                 .id,
@@ -82,11 +94,11 @@ pub async fn create_key(
     };
     key.display = secret.display();
     let hash = state.secret.hash_key(&secret);
-    match insert_key(&state, &caller, &origin, "key.create", &key, &hash).await {
+    match insert_key(state, caller, origin, "key.create", &key, &hash).await {
         Ok(()) => {}
         Err(StoreError::Conflict(ConflictKind::ActiveKey)) => {
             let env = key.environment.as_str();
-            let active = active_keys(&state, &caller.workspace.id, Some(env), 5).await?;
+            let active = active_keys(state, &caller.workspace.id, Some(env), 5).await?;
             let what = match active.first() {
                 Some(k) => format!(
                     "Rotate it for a new secret (POST /v1/keys/{}/rotate, with a grace period if both must work for a while), or disable or revoke it first.",
@@ -98,15 +110,12 @@ pub async fn create_key(
         }
         Err(e) => return Err(e.into()),
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(IssuedKey {
-            secret: secret.expose().to_owned(),
-            warning: SHOWN_ONCE.into(),
-            old_secret_expires_at: None,
-            key,
-        }),
-    ))
+    Ok(IssuedKey {
+        secret: secret.expose().to_owned(),
+        warning: SHOWN_ONCE.into(),
+        old_secret_expires_at: None,
+        key,
+    })
 }
 
 /// The workspace's keys, newest first, a page at a time (follow `next_cursor`).
@@ -118,6 +127,11 @@ pub async fn list_keys(
     caller: Caller,
     ApiQuery(query): ApiQuery<ListKeys>,
 ) -> Result<Json<KeyPage>, ApiError> {
+    Ok(Json(list(&state, &caller, query).await?))
+}
+
+/// A page of the caller's workspace's keys, filtered as `query` says.
+pub async fn list(state: &AppState, caller: &Caller, query: ListKeys) -> Result<KeyPage, ApiError> {
     let status =
         match query.status.as_deref() {
             None => None,
@@ -138,10 +152,10 @@ pub async fn list_keys(
         .store
         .list_keys(&caller.workspace.id, &filter, &page)
         .await?;
-    Ok(Json(KeyPage {
+    Ok(KeyPage {
         items: page.items,
         next_cursor: page.next_cursor,
-    }))
+    })
 }
 
 /// One key (never its secret).
@@ -153,7 +167,12 @@ pub async fn get_key(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    Ok(Json(load_key(&state, &caller, &id).await?))
+    Ok(Json(get(&state, &caller, &id).await?))
+}
+
+/// The key with this id in the caller's workspace; another workspace's id is not found.
+pub async fn get(state: &AppState, caller: &Caller, id: &str) -> Result<ApiKey, ApiError> {
+    load_key(state, caller, id).await
 }
 
 /// Change a key's settings: only the fields sent change (see `UpdateKey` for `null`).
@@ -257,7 +276,9 @@ pub async fn disable_key(
     origin: Origin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    set_enabled(state, caller, origin, id, false).await
+    Ok(Json(
+        set_enabled(&state, &caller, &origin, &id, false).await?,
+    ))
 }
 
 /// Enable a disabled key. A revoked key cannot be.
@@ -270,27 +291,29 @@ pub async fn enable_key(
     origin: Origin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    set_enabled(state, caller, origin, id, true).await
+    Ok(Json(
+        set_enabled(&state, &caller, &origin, &id, true).await?,
+    ))
 }
 
-async fn set_enabled(
-    state: AppState,
-    caller: Caller,
-    origin: Origin,
-    id: String,
+/// Enables or disables a key, with its audit row (`key.enable` / `key.disable`).
+pub async fn set_enabled(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    id: &str,
     enabled: bool,
-) -> Result<Json<ApiKey>, ApiError> {
+) -> Result<ApiKey, ApiError> {
     let action = if enabled { "key.enable" } else { "key.disable" };
-    let saved = change_key(
-        &state,
-        &caller,
-        &origin,
-        &id,
+    change_key(
+        state,
+        caller,
+        origin,
+        id,
         KeyChange::plain(action, SecretChange::None),
         |key| key.set_enabled(enabled).map_err(revoked_conflict),
     )
-    .await?;
-    Ok(Json(saved))
+    .await
 }
 
 /// Revoke a key for good (revoking twice is not an error).
@@ -303,19 +326,28 @@ pub async fn revoke_key(
     origin: Origin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    let saved = change_key(
-        &state,
-        &caller,
-        &origin,
-        &id,
+    Ok(Json(revoke(&state, &caller, &origin, &id).await?))
+}
+
+/// Revokes a key for good, with its audit row (`key.revoke`).
+pub async fn revoke(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    id: &str,
+) -> Result<ApiKey, ApiError> {
+    change_key(
+        state,
+        caller,
+        origin,
+        id,
         KeyChange::plain("key.revoke", SecretChange::None),
         |key| {
             key.revoke();
             Ok(())
         },
     )
-    .await?;
-    Ok(Json(saved))
+    .await
 }
 
 /// Replace a key's secret at once: the old secret stops working now. Not for revoked or

@@ -132,6 +132,14 @@ pub fn reserved_paths() -> Vec<String> {
 
 /// The whole application, ready to serve.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The application with `extra` routes beside the API (the binary adds the dashboard this
+/// way: it lives in a crate above this one). They pass through the same request id, panic
+/// guard and body limit; the API's authorization and idempotency layers are per route and do
+/// not apply to them.
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let max_body = state.max_body_bytes;
     let rows = operations();
     let document = openapi::Document::build(&rows, state.gateway.as_deref());
@@ -160,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .merge(document.routes())
+        .merge(extra)
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))

@@ -34,6 +34,7 @@ macro_rules! conformance {
 }
 
 mod audit;
+mod dashboard;
 mod fixtures;
 mod harness;
 mod idempotency;

@@ -2,7 +2,7 @@
 //! empty, and shut down gracefully on SIGINT/SIGTERM.
 
 use anyhow::Context;
-use keygate_server::{prepare, serve, system_clock};
+use keygate_server::{prepare, serve_with, system_clock};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
@@ -44,9 +44,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             b.workspace.id,
             b.token.expose()
         ));
+        // The link's secret is printed here once; only its hash is stored.
+        let link = keygate_dashboard::issue_sign_in_link(&state, &b.owner)
+            .await
+            .context("creating the owner's sign-in link")?;
+        banner.push_str(&format!(
+            "\nDashboard: http://{addr}/dashboard\n\
+             One-time sign-in link for the owner (expires in {} minutes, works once):\n\n    \
+             http://{addr}{}\n",
+            keygate_dashboard::SIGN_IN_LINK_LIFETIME.num_minutes(),
+            link.path()
+        ));
     } else {
         banner.push_str(
-            "Use an owner's management token (from the first start or `keygate bootstrap`).\n",
+            "Use an owner's management token (from the first start or `keygate bootstrap`); \
+             sign in to the dashboard at /dashboard with it.\n",
         );
     }
     {
@@ -55,7 +67,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = stdout.write_all(banner.as_bytes());
         let _ = stdout.flush();
     }
-    serve(listener, state, shutdown_signal()).await?;
+    let dashboard = keygate_dashboard::router(keygate_dashboard::DashboardSettings {
+        trust_proxy: args.trust_proxy,
+        ..Default::default()
+    });
+    serve_with(listener, state, dashboard, shutdown_signal()).await?;
     tracing::info!("keygate stopped");
     Ok(())
 }
