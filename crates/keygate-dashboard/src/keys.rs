@@ -42,6 +42,9 @@ pub struct ListQuery {
     pub status: String,
     #[serde(default)]
     pub environment: String,
+    /// Only the keys of this identity (`idt_…`), from the identities page.
+    #[serde(default)]
+    pub identity: String,
     #[serde(default)]
     pub cursor: String,
     /// An unknown value shows no message rather than refusing the page.
@@ -107,6 +110,7 @@ pub async fn list_keys(
             status: non_empty(&query.status),
             environment: non_empty(&query.environment),
             search: non_empty(&query.search),
+            identity: non_empty(&query.identity),
             cursor: non_empty(&query.cursor),
             limit: Some(PAGE_SIZE),
             ..ListKeys::default()

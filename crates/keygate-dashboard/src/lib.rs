@@ -19,6 +19,7 @@
 //! * **One error type** (`error::DashboardError`) maps every failure to a page once.
 
 mod error;
+mod identities;
 mod keys;
 mod pages;
 mod security;
@@ -83,6 +84,7 @@ pub fn router(settings: DashboardSettings) -> Router<AppState> {
         .route("/sign-out", post(sign_in::sign_out))
         .route("/keys", get(keys::list_keys).post(keys::create_key))
         .route("/keys/new", get(keys::new_key))
+        .route("/identities", get(identities::list_identities))
         .route("/keys/{id}", get(keys::show_key))
         .route("/keys/{id}/disable", post(keys::disable_key))
         .route("/keys/{id}/enable", post(keys::enable_key))

@@ -30,6 +30,7 @@ fn list_href(query: &ListQuery, cursor: Option<&str>) -> String {
         ("search", query.search.as_str()),
         ("status", query.status.as_str()),
         ("environment", query.environment.as_str()),
+        ("identity", query.identity.as_str()),
         ("cursor", cursor.unwrap_or("")),
     ] {
         if !value.is_empty() {
@@ -142,8 +143,10 @@ pub fn list(
     page_: &KeyPage,
     now: DateTime<Utc>,
 ) -> Markup {
-    let filtered =
-        !query.search.is_empty() || !query.status.is_empty() || !query.environment.is_empty();
+    let filtered = !query.search.is_empty()
+        || !query.status.is_empty()
+        || !query.environment.is_empty()
+        || !query.identity.is_empty();
     page(
         "API keys",
         Some(signed_in),
@@ -174,6 +177,10 @@ pub fn list(
                     label for="environment" { "Environment" }
                     input #environment type="text" name="environment" value=(query.environment) placeholder="live, test…" list="environments";
                     datalist #environments { option value="live"; option value="test"; }
+                }
+                @if !query.identity.is_empty() {
+                    input type="hidden" name="identity" value=(query.identity);
+                    p { "Keys of identity " code { (query.identity) } }
                 }
                 button type="submit" { "Filter" }
                 @if filtered { a href="/dashboard/keys" { "Clear" } }
@@ -212,7 +219,10 @@ pub fn list(
                                     td { (expiry(key, now)) }
                                     td { (scope_summary(&key.scope)) }
                                     td { (limits_summary(&key.limits)) }
-                                    td { @match &key.identity_id { Some(id) => code { (id) }, None => "—" } }
+                                    td { @match &key.identity_id {
+                                        Some(id) => a href={ "/dashboard/keys?identity=" (id) } title="This identity's keys" { code { (id) } },
+                                        None => "—",
+                                    } }
                                 }
                             }
                         }

@@ -23,6 +23,7 @@ pub fn page(title: &str, signed_in: Option<&SignedIn>, body: Markup) -> Markup {
                     @if let Some(signed_in) = signed_in {
                         nav aria-label="Main" {
                             a href="/dashboard/keys" { "API keys" }
+                            a href="/dashboard/identities" { "Identities" }
                         }
                         div.who {
                             span { (signed_in.caller.member.name) " · " (signed_in.caller.member.role.as_str()) }

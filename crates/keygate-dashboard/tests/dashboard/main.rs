@@ -3,6 +3,7 @@
 //! (`tests/browser` drives the same pages in Chromium.)
 
 mod helpers;
+mod identities;
 mod keys;
 mod logs;
 mod security;

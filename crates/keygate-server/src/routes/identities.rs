@@ -71,6 +71,16 @@ pub async fn list_identities(
     caller: Caller,
     ApiQuery(query): ApiQuery<ListIdentities>,
 ) -> Result<Json<IdentityPage>, ApiError> {
+    list(&state, &caller, query).await.map(Json)
+}
+
+/// A page of the caller's workspace's identities, or the one with `query.external_id`: the
+/// API's list and the dashboard's (the caller's role is checked by whoever calls).
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    query: ListIdentities,
+) -> Result<IdentityPage, ApiError> {
     let page = page_request(query.limit, query.cursor)?;
     if let Some(external_id) = query.external_id {
         let external_id = valid_external_id(&external_id)?;
@@ -83,19 +93,19 @@ pub async fn list_identities(
             Err(StoreError::NotFound) => Vec::new(),
             Err(e) => return Err(e.into()),
         };
-        return Ok(Json(IdentityPage {
+        return Ok(IdentityPage {
             items,
             next_cursor: None,
-        }));
+        });
     }
     let page = state
         .store
         .list_identities(&caller.workspace.id, &page)
         .await?;
-    Ok(Json(IdentityPage {
+    Ok(IdentityPage {
         items: page.items,
         next_cursor: page.next_cursor,
-    }))
+    })
 }
 
 /// One identity.
