@@ -145,6 +145,7 @@ async fn postgres_redis_round_trips_per_verification() {
     verify(secret.clone()).await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // let the flushes of setup pass
     let lookups = || app.state.metrics.store_key_lookups.load(Ordering::Relaxed);
+    let hot_started = std::time::Instant::now();
     let (evalsha, txns, reads) = (
         redis.calls("evalsha").await,
         transactions(&admin_url, &db.name).await,
@@ -159,6 +160,12 @@ async fn postgres_redis_round_trips_per_verification() {
     // flushes run once a second too. Read after both.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let hot_all_txns = transactions(&admin_url, &db.name).await - txns;
+    // What the node's background work (flushes, the webhook dispatcher's polls, scans) costs
+    // with no request at all, over as long as the hot phase took: on a loaded machine the
+    // phase takes longer and holds more of those, which are not the requests' doing.
+    let idle_from = transactions(&admin_url, &db.name).await;
+    tokio::time::sleep(hot_started.elapsed()).await;
+    let idle_txns = transactions(&admin_url, &db.name).await - idle_from;
 
     // Cold: n keys the node has never looked up, each verified once.
     let mut secrets = Vec::new();
@@ -213,8 +220,9 @@ async fn postgres_redis_round_trips_per_verification() {
     assert_eq!(hot_reads, 0, "a hot verification does not read the store");
     assert_eq!(cold_reads, n, "a cold verification reads the key once");
     assert!(
-        hot_all_txns * 10 <= n,
-        "the hot path's PostgreSQL load is the per-second flushes ({hot_all_txns} for {n})"
+        hot_all_txns.saturating_sub(idle_txns) * 10 <= n,
+        "the hot path's PostgreSQL load is the per-second flushes ({hot_all_txns} for {n}, \
+         {idle_txns} in as long without requests)"
     );
     assert!(
         cold_all_txns >= n,
