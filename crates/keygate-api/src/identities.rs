@@ -72,7 +72,11 @@ pub struct UpdateIdentity {
 pub struct ListIdentities {
     /// Only the identity with this external id (at most one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$")]
+    #[param(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub external_id: Option<String>,
     /// Identities per page, 1–500; default 50.
     #[param(minimum = 1, maximum = 500)]
