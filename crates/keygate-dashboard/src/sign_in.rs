@@ -79,11 +79,7 @@ pub async fn sign_in_with_token(
     form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, DashboardError> {
     let Form(form) = form.map_err(|_| DashboardError::BadForm)?;
-    let source = source_address(&origin, &headers, dashboard.settings.trust_proxy);
-    let now = state.clock.now();
-    if !dashboard.throttle.allows(&source, now) {
-        return Err(DashboardError::Throttled);
-    }
+    let (source, now) = throttled_attempt(&state, &dashboard, &origin, &headers)?;
     match caller_for_token(&state, form.token.trim()).await {
         Ok(caller) => {
             signed_in(
@@ -148,11 +144,7 @@ pub async fn sign_in_with_link(
     form: Result<Form<LinkForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, DashboardError> {
     let Form(form) = form.map_err(|_| DashboardError::BadForm)?;
-    let source = source_address(&origin, &headers, dashboard.settings.trust_proxy);
-    let now = state.clock.now();
-    if !dashboard.throttle.allows(&source, now) {
-        return Err(DashboardError::Throttled);
-    }
+    let (source, now) = throttled_attempt(&state, &dashboard, &origin, &headers)?;
     let redemption = state
         .store
         .redeem_sign_in_link(&link_hash(&state, &form.secret), now)
@@ -264,6 +256,23 @@ async fn audit_refused_link(state: &AppState, origin: &Origin, link: &SignInLink
 
 /// The address a sign-in is throttled by: the peer, or behind a trusted proxy the last
 /// address it appended to `X-Forwarded-For`.
+/// Where a sign-in attempt comes from and when, or `Throttled` when that address has failed
+/// too often: both ways of signing in are counted and throttled the same.
+fn throttled_attempt(
+    state: &AppState,
+    dashboard: &Dashboard,
+    origin: &Origin,
+    headers: &HeaderMap,
+) -> Result<(String, chrono::DateTime<chrono::Utc>), DashboardError> {
+    let source = source_address(origin, headers, dashboard.settings.trust_proxy);
+    let now = state.clock.now();
+    if dashboard.throttle.allows(&source, now) {
+        Ok((source, now))
+    } else {
+        Err(DashboardError::Throttled)
+    }
+}
+
 fn source_address(origin: &Origin, headers: &HeaderMap, trust_proxy: bool) -> String {
     let forwarded = trust_proxy
         .then(|| headers.get("x-forwarded-for")?.to_str().ok())
